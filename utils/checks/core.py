@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from . import attention, transformer
+from .. import transformer
 
 __all__ = ["run_check", "check_softmax", "check_attention", "check_sinusoidal_encoding",
            "check_layer_norm"]

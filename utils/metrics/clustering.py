@@ -1,0 +1,3 @@
+"""clustering metrics."""
+
+__all__: list[str] = []

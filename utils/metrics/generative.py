@@ -1,0 +1,3 @@
+"""generative metrics."""
+
+__all__: list[str] = []
