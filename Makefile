@@ -1,0 +1,30 @@
+# Two entry points: `make book` and `make test`. Both create .venv when it is missing.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+# Progress bars are for live notebooks; built pages and test logs stay clean.
+export TFUL_NO_PROGRESS := 1
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+.PHONY: book test venv clean
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+book: $(STAMP)
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+	@echo "The book is in $(CURDIR)/_build/html; open $(CURDIR)/_build/html/index.html"
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+clean:
+	rm -rf _build

@@ -1,0 +1,172 @@
+"""Sphinx extension for the book: offline MathJax and the Results page.
+
+* MathJax 3 is copied from the installed ``sphinx-mathjax-offline`` package into
+  ``<html>/mathjax/`` (its own folder, not ``_static/``), so math renders offline.
+* After every build, each notebook's execution time and its numeric ``glue``
+  values are written to ``_build/results.json``; the ``results-table`` directive
+  renders the same data on the Results page.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import math
+import shutil
+from pathlib import Path
+
+from docutils import nodes
+from sphinx.application import Sphinx
+from sphinx.util.docutils import SphinxDirective
+
+MATHJAX_DIR = "mathjax"
+
+
+def _mathjax_source() -> Path:
+    spec = importlib.util.find_spec("sphinx-mathjax-offline")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("MathJax is bundled from the PyPI package sphinx-mathjax-offline; "
+                           "install the requirements (make book does this)")
+    return Path(spec.origin).parent / "static" / "mathjax"
+
+
+def copy_mathjax(app: Sphinx) -> None:
+    if app.builder.format != "html":
+        return
+    target = Path(app.outdir) / MATHJAX_DIR
+    if not (target / "tex-chtml.js").exists():
+        shutil.copytree(_mathjax_source(), target, dirs_exist_ok=True)
+
+
+def use_local_mathjax(app: Sphinx, config) -> None:
+    # Sphinx prefixes a relative script path with _static/; step out of it.
+    config.mathjax_path = f"../{MATHJAX_DIR}/tex-chtml.js"
+
+
+def _number(glue_output: dict) -> float | None:
+    text = glue_output.get("data", {}).get("text/plain")
+    if text is None:
+        return None
+    try:
+        value = ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError):
+        try:  # numpy scalars print as np.float64(0.9)
+            value = ast.literal_eval(text.strip().split("(", 1)[1].rstrip(")"))
+        except (ValueError, SyntaxError, IndexError):
+            return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def collect_results(app: Sphinx) -> dict[str, dict]:
+    """``{notebook: {"title", "seconds", "metrics": {name: value}}}`` from this build's env."""
+    from myst_nb.sphinx_ import NbMetadataCollector
+
+    env = app.env
+    execute_dir = Path(app.outdir).parent / "jupyter_execute"
+    results: dict[str, dict] = {}
+    for docname, data in sorted(NbMetadataCollector.get_doc_data(env).items()):
+        exec_data = data.get("exec_data")
+        if not exec_data:
+            continue
+        metrics = {}
+        glue_file = execute_dir / f"{docname}.glue.json"
+        if glue_file.exists():
+            for key, output in json.loads(glue_file.read_text()).items():
+                value = _number(output)
+                if value is not None:
+                    metrics[key] = value
+        title = env.titles.get(docname)
+        results[Path(docname).name] = {
+            "title": title.astext() if title is not None else docname,
+            "docname": docname,
+            "seconds": exec_data.get("runtime"),
+            "succeeded": exec_data.get("succeeded"),
+            "metrics": metrics,
+        }
+    return results
+
+
+def write_results(app: Sphinx, exception: Exception | None) -> None:
+    if exception is not None or app.builder.format != "html":
+        return
+    results = collect_results(app)
+    out = Path(app.outdir).parent / "results.json"
+    out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+
+
+class results_placeholder(nodes.General, nodes.Element):
+    pass
+
+
+class ResultsTable(SphinxDirective):
+    """Placeholder replaced, once every notebook has run, by the results tables."""
+
+    def run(self):
+        return [results_placeholder()]
+
+
+def _table(header: list[str], rows: list[list[nodes.Node | str]], widths: list[int]) -> nodes.table:
+    table = nodes.table(classes=["results-table"])
+    group = nodes.tgroup(cols=len(header))
+    table += group
+    for w in widths:
+        group += nodes.colspec(colwidth=w)
+    head = nodes.thead()
+    group += head
+    head += nodes.row("", *(nodes.entry("", nodes.paragraph(text=h)) for h in header))
+    body = nodes.tbody()
+    group += body
+    for cells in rows:
+        row = nodes.row()
+        for cell in cells:
+            para = nodes.paragraph()
+            para += cell if isinstance(cell, nodes.Node) else nodes.Text(cell)
+            row += nodes.entry("", para)
+        body += row
+    return table
+
+
+def fill_results(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    placeholders = list(doctree.findall(results_placeholder))
+    if not placeholders:
+        return
+    results = collect_results(app)
+
+    def link(info: dict) -> nodes.Node:
+        ref = nodes.reference("", info["title"], internal=True,
+                              refuri=app.builder.get_relative_uri(docname, info["docname"]))
+        return ref
+
+    timing_rows = [[link(info), f"{info['seconds']:.1f}" if info["seconds"] is not None else "–"]
+                   for info in results.values()]
+    total = sum(info["seconds"] or 0.0 for info in results.values())
+    timing_rows.append(["all notebooks", f"{total:.1f}"])
+    metric_rows = [[nodes.literal(text=name), f"{value:.4g}", link(info)]
+                   for info in results.values() for name, value in sorted(info["metrics"].items())]
+    section = [
+        nodes.rubric(text="Run time of each notebook (seconds)"),
+        _table(["Notebook", "Seconds"], timing_rows, [70, 30]),
+        nodes.rubric(text="Headline numbers"),
+        _table(["Metric", "Value", "Notebook"], metric_rows, [40, 20, 40]),
+    ]
+    for node in placeholders:
+        node.replace_self(section)
+
+
+def always_outdated(app, env, added, changed, removed):
+    """The Results page depends on every notebook, so it is rebuilt every time."""
+    return [doc for doc in env.found_docs if doc.endswith("results")]
+
+
+def setup(app: Sphinx):
+    app.add_node(results_placeholder)
+    app.add_directive("results-table", ResultsTable)
+    app.connect("builder-inited", copy_mathjax)
+    app.connect("env-get-outdated", always_outdated)
+    app.connect("doctree-resolved", fill_results)
+    app.connect("build-finished", write_results)
+    app.connect("config-inited", use_local_mathjax)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
