@@ -1,0 +1,144 @@
+"""Tests for utils.metrics.generative: Fréchet distance, Inception Score, precision/recall."""
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from utils.metrics import (
+    feature_statistics,
+    frechet_distance,
+    generative_precision_recall,
+    inception_score,
+)
+
+
+def _sqrtm_fid(mu1, s1, mu2, s2):
+    """The reference implementation of Heusel et al. (scipy sqrtm, real part)."""
+    covmean = scipy.linalg.sqrtm(s1 @ s2).real
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
+
+
+def _random_stats(rng, d=6, n=50):
+    a, b = rng.normal(size=(n, d)), rng.normal(1.0, 2.0, size=(n, d)) @ rng.normal(size=(d, d))
+    return (*feature_statistics(a), *feature_statistics(b))
+
+
+def test_feature_statistics_matches_numpy():
+    f = np.random.default_rng(0).normal(size=(40, 5))
+    mu, sigma = feature_statistics(f)
+    np.testing.assert_allclose(mu, f.mean(0))
+    np.testing.assert_allclose(sigma, np.cov(f, rowvar=False))
+    mu_t, _ = feature_statistics(torch.tensor(f))
+    np.testing.assert_allclose(mu_t, mu)
+
+
+def test_feature_statistics_too_few_samples_says_how_many():
+    with pytest.raises(ValueError, match="need at least 6"):
+        feature_statistics(np.zeros((5, 5)))
+    with pytest.raises(ValueError, match="need at least 2"):
+        feature_statistics(np.zeros((1, 5)), allow_singular=True)
+    few = np.random.default_rng(0).normal(size=(3, 5))
+    mu, sigma = feature_statistics(few, allow_singular=True)
+    assert sigma.shape == (5, 5)
+
+
+@pytest.mark.parametrize("bad, err", [(np.zeros(5), ValueError), (np.zeros((0, 3)), ValueError),
+                                      (np.full((10, 2), np.nan), ValueError),
+                                      ("abc", TypeError)])
+def test_feature_statistics_bad_input(bad, err):
+    with pytest.raises(err):
+        feature_statistics(bad)
+
+
+def test_frechet_matches_sqrtm_and_closed_form():
+    rng = np.random.default_rng(1)
+    stats = _random_stats(rng)
+    assert frechet_distance(*stats) == pytest.approx(_sqrtm_fid(*stats), rel=1e-7)
+    # 1-D Gaussians: (m1 - m2)^2 + (s1 - s2)^2
+    assert frechet_distance([0.0], [[4.0]], [3.0], [[1.0]]) == pytest.approx(9 + 1)
+
+
+def test_frechet_matches_torchmetrics_formula():
+    from torchmetrics.image.fid import _compute_fid
+
+    stats = _random_stats(np.random.default_rng(2))
+    ref = float(_compute_fid(*(torch.tensor(s) for s in stats)))
+    assert frechet_distance(*stats) == pytest.approx(ref, rel=1e-6)
+
+
+def test_frechet_identical_is_zero_and_symmetric():
+    mu1, s1, mu2, s2 = _random_stats(np.random.default_rng(3))
+    assert frechet_distance(mu1, s1, mu1, s1) == pytest.approx(0.0, abs=1e-9)
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(frechet_distance(mu2, s2, mu1, s1))
+
+
+def test_frechet_singular_covariances():
+    rng = np.random.default_rng(4)
+    low_rank = rng.normal(size=(30, 2)) @ rng.normal(size=(2, 8))  # rank 2 in 8-D
+    mu, s = feature_statistics(low_rank)
+    value = frechet_distance(mu, s, mu + 1.0, np.zeros((8, 8)))
+    assert np.isfinite(value)
+    # with a zero covariance the cross term vanishes: ||dmu||^2 + tr(s)
+    assert value == pytest.approx(8.0 + np.trace(s))
+    assert frechet_distance(mu, s, mu, s) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_frechet_bad_input():
+    mu1, s1, mu2, s2 = _random_stats(np.random.default_rng(5))
+    with pytest.raises(ValueError, match="feature sizes differ"):
+        frechet_distance(mu1, s1, mu2[:3], s2[:3, :3])
+    with pytest.raises(ValueError, match="must be"):
+        frechet_distance(mu1, s1[:3], mu2, s2)
+    with pytest.raises(ValueError, match="1-D"):
+        frechet_distance(s1, s1, mu2, s2)
+    with pytest.raises(ValueError, match="NaN"):
+        frechet_distance(mu1 * np.nan, s1, mu2, s2)
+    with pytest.raises(ValueError, match="symmetric"):
+        frechet_distance(mu1, s1 + np.triu(np.ones_like(s1), 1), mu2, s2)
+
+
+def test_inception_score_extremes_and_formula():
+    c = 4
+    assert inception_score(np.eye(c)) == pytest.approx(c)
+    assert inception_score(np.tile(np.eye(c)[0], (5, 1))) == pytest.approx(1.0)
+    p = torch.softmax(torch.randn(20, c, generator=torch.Generator().manual_seed(0)), 1)
+    marg = p.mean(0, keepdim=True)
+    want = torch.exp(torch.nn.functional.kl_div(marg.log().expand_as(p), p,
+                                                reduction="none").sum(1).mean())
+    assert inception_score(p) == pytest.approx(float(want), rel=1e-6)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (np.array([[0.5, 0.6]]), "sum to 1"),
+    (np.array([[1.5, -0.5]]), "negative"),
+    (np.ones(3) / 3, "2-D"),
+    (np.array([[np.nan, 1.0]]), "NaN"),
+    (np.zeros((0, 3)), "empty"),
+])
+def test_inception_score_bad_input(bad, match):
+    with pytest.raises(ValueError, match=match):
+        inception_score(bad)
+
+
+def test_precision_recall():
+    rng = np.random.default_rng(6)
+    real = rng.normal(size=(200, 2))
+    p, r = generative_precision_recall(real, rng.normal(size=(200, 2)), k=3)
+    assert p > 0.8 and r > 0.8
+    # a collapsed generator: realistic but no variety
+    p, r = generative_precision_recall(real, np.zeros((50, 2)) + 0.01 * rng.normal(size=(50, 2)))
+    assert p == 1.0 and r < 0.2
+    # far-away samples: neither
+    p, r = generative_precision_recall(real, rng.normal(10.0, 1.0, size=(200, 2)))
+    assert p == 0.0 and r == 0.0
+
+
+def test_precision_recall_bad_input():
+    x = np.zeros((10, 2))
+    with pytest.raises(ValueError, match="feature sizes differ"):
+        generative_precision_recall(x, np.zeros((10, 3)))
+    with pytest.raises(ValueError, match="k=10"):
+        generative_precision_recall(x, x, k=10)
+    with pytest.raises(ValueError, match="positive int"):
+        generative_precision_recall(x, x, k=0)
