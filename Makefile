@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 export TFUL_NO_PROGRESS := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: book test venv clean
+.PHONY: book test venv student clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ book: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+student: $(STAMP)
+	$(PY) -m utils.student notebooks/*.ipynb --out _build/student
 
 clean:
 	rm -rf _build
