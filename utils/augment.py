@@ -1,0 +1,169 @@
+r"""Augmentations for 8x8 digit images in ``[0, 1]``, batched, seeded by a ``torch.Generator``.
+
+A contrastive objective learns whatever the augmentations leave unchanged, so
+they encode what "the same digit" means: a slightly rotated, rescaled, shifted,
+noisy or partly hidden 3 is still a 3. Flips are *not* used (a mirrored 2 is
+not a 2, and a flipped 6 looks like a 9).
+
+Every function takes ``images`` of shape ``(B, H, W)`` (float, values in
+``[0, 1]``) and an optional ``generator``; random numbers are drawn on the CPU
+from that generator, so a seeded generator gives the same views on any device.
+
+The geometric part builds one affine matrix per image and resamples with
+:func:`torch.nn.functional.affine_grid` and :func:`~torch.nn.functional.grid_sample`:
+
+.. math::
+    \begin{pmatrix} x_{\text{in}} \\ y_{\text{in}} \end{pmatrix}
+    = \frac{1}{s} R(-\theta) \begin{pmatrix} x_{\text{out}} \\ y_{\text{out}} \end{pmatrix}
+      - \begin{pmatrix} t_x \\ t_y \end{pmatrix}
+
+in normalised coordinates (``-1`` to ``1`` across the image), so that the
+content is rotated by ``theta``, scaled by ``s`` and shifted by ``t``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "AugmentConfig",
+    "affine_matrices",
+    "random_affine",
+    "add_noise",
+    "patch_drop",
+    "random_contrast",
+    "augment",
+]
+
+
+def _check_images(images) -> torch.Tensor:
+    if not torch.is_tensor(images):
+        raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
+    if images.ndim != 3:
+        raise ValueError(f"images must have shape (B, H, W), got {tuple(images.shape)}")
+    if len(images) == 0:
+        raise ValueError("images is empty (batch size 0)")
+    if not images.is_floating_point():
+        raise TypeError(f"images must be floating point, got {images.dtype}")
+    if not torch.isfinite(images).all():
+        raise ValueError("images contain NaN or infinite values")
+    return images
+
+
+def _uniform(n: int, low: float, high: float, generator: torch.Generator | None) -> torch.Tensor:
+    return low + (high - low) * torch.rand(n, generator=generator)
+
+
+def affine_matrices(angle_deg: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
+                    image_size: int) -> torch.Tensor:
+    """The ``(B, 2, 3)`` matrices for ``affine_grid`` that rotate, scale and shift the content.
+
+    ``angle_deg`` and ``scale`` are ``(B,)``; ``shift`` is ``(B, 2)`` in *pixels* (x, y).
+    """
+    if angle_deg.ndim != 1 or scale.shape != angle_deg.shape or shift.shape != (len(angle_deg), 2):
+        raise ValueError("angle_deg and scale must be (B,), shift (B, 2); got "
+                         f"{tuple(angle_deg.shape)}, {tuple(scale.shape)}, {tuple(shift.shape)}")
+    if (scale <= 0).any():
+        raise ValueError("scale must be positive")
+    theta = angle_deg * math.pi / 180.0
+    cos, sin = torch.cos(theta) / scale, torch.sin(theta) / scale
+    # a pixel is 2 / image_size wide in normalised coordinates
+    t = shift * (2.0 / image_size)
+    # output -> input sampling: x_in = A x_out + b with A = R(-theta)/s and b = -A t
+    a = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2)
+    b = -(a @ t[..., None])
+    return torch.cat([a, b], dim=-1)
+
+
+def random_affine(images: torch.Tensor, *, max_rotation: float = 15.0,
+                  scale: tuple[float, float] = (0.9, 1.1), max_shift: float = 1.0,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """Rotate by up to ``max_rotation`` degrees, scale in ``scale``, shift up to ``max_shift`` px.
+
+    Bilinear resampling; the area that moves in from outside the image is 0 (background).
+    """
+    x = _check_images(images)
+    if max_rotation < 0 or max_shift < 0:
+        raise ValueError(f"max_rotation and max_shift must be >= 0, got {max_rotation}, {max_shift}")
+    if not 0 < scale[0] <= scale[1]:
+        raise ValueError(f"scale must be an increasing pair of positive numbers, got {scale}")
+    b, h, w = x.shape
+    angle = _uniform(b, -max_rotation, max_rotation, generator)
+    s = _uniform(b, scale[0], scale[1], generator)
+    shift = _uniform(2 * b, -max_shift, max_shift, generator).view(b, 2)
+    mats = affine_matrices(angle, s, shift, h).to(x.device, x.dtype)
+    grid = F.affine_grid(mats, [b, 1, h, w], align_corners=False)
+    out = F.grid_sample(x[:, None], grid, mode="bilinear", padding_mode="zeros",
+                        align_corners=False)
+    return out[:, 0].clamp(0.0, 1.0)
+
+
+def add_noise(images: torch.Tensor, std: float = 0.1, *,
+              generator: torch.Generator | None = None) -> torch.Tensor:
+    """Add Gaussian pixel noise of standard deviation ``std``, then clip to ``[0, 1]``."""
+    x = _check_images(images)
+    if std < 0:
+        raise ValueError(f"std must be >= 0, got {std}")
+    noise = torch.randn(x.shape, generator=generator).to(x.device, x.dtype)
+    return (x + std * noise).clamp(0.0, 1.0)
+
+
+def patch_drop(images: torch.Tensor, p: float = 0.1, *, patch_size: int = 2,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+    """Set each ``patch_size`` x ``patch_size`` patch to 0 with probability ``p``."""
+    x = _check_images(images)
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"p must be in [0, 1), got {p}")
+    b, h, w = x.shape
+    if h % patch_size or w % patch_size:
+        raise ValueError(f"image size {h}x{w} is not divisible by patch_size={patch_size}")
+    keep = torch.rand(b, h // patch_size, w // patch_size, generator=generator) >= p
+    keep = keep.repeat_interleave(patch_size, 1).repeat_interleave(patch_size, 2)
+    return x * keep.to(x.device, x.dtype)
+
+
+def random_contrast(images: torch.Tensor, low: float = 0.7, high: float = 1.0, *,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+    """Multiply each image by a factor in ``[low, high]`` (fainter or darker ink)."""
+    x = _check_images(images)
+    if not 0 < low <= high:
+        raise ValueError(f"need 0 < low <= high, got low={low}, high={high}")
+    factor = _uniform(len(x), low, high, generator).to(x.device, x.dtype)
+    return (x * factor[:, None, None]).clamp(0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Strengths of the augmentations :func:`augment` applies, in this order."""
+
+    max_rotation: float = 15.0
+    scale_low: float = 0.85
+    scale_high: float = 1.1
+    max_shift: float = 1.0
+    contrast_low: float = 0.7
+    noise_std: float = 0.1
+    patch_drop: float = 0.1
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def augment(images: torch.Tensor, config: AugmentConfig = AugmentConfig(), *,
+            generator: torch.Generator | None = None) -> torch.Tensor:
+    """One random view of each image: affine, contrast, patch drop, then noise."""
+    if not isinstance(config, AugmentConfig):
+        raise TypeError(f"config must be an AugmentConfig, got {type(config).__name__}")
+    c = config
+    x = random_affine(images, max_rotation=c.max_rotation, scale=(c.scale_low, c.scale_high),
+                      max_shift=c.max_shift, generator=generator)
+    if c.contrast_low < 1.0:
+        x = random_contrast(x, c.contrast_low, 1.0, generator=generator)
+    if c.patch_drop > 0:
+        x = patch_drop(x, c.patch_drop, generator=generator)
+    if c.noise_std > 0:
+        x = add_noise(x, c.noise_std, generator=generator)
+    return x

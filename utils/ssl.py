@@ -1,0 +1,308 @@
+r"""Self-supervised objectives for a small patch Transformer on digits, and the cached encoder.
+
+Two objectives, both trained without labels:
+
+* **masked-patch reconstruction** (MAE/SimMIM-style): hide a random subset of the
+  2x2 patches (replace them by a learned [MASK] token), and predict their pixels
+  from the visible ones. The loss is the mean squared error over the hidden
+  patches only.
+* **contrastive** (SimCLR-style): two random views of each image should have
+  similar projections and differ from the other images of the batch. With
+  :math:`z` the L2-normalised projections of the :math:`2N` views and
+  :math:`s_{ik} = z_i^\top z_k / \tau`, the NT-Xent loss is
+
+  .. math::
+      \ell_i = -s_{i,\mathrm{pos}(i)} + \log \sum_{k \ne i} \exp(s_{ik}),
+      \qquad \mathcal{L} = \frac{1}{2N} \sum_{i=1}^{2N} \ell_i ,
+
+  where :math:`\mathrm{pos}(i)` is the other view of the same image.
+
+:func:`pretrained_digits_encoder` returns the encoder trained on all 1,797
+digits; it is stored in the checkpoint cache under a hash of every training
+setting, so later chapters load it instead of training it again.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import runtime
+from .augment import AugmentConfig, augment
+from .train import check_finite, progress
+from .transformer import PatchEncoder, PatchEncoderConfig, image_to_patches
+
+__all__ = [
+    "nt_xent",
+    "nt_xent_reference",
+    "random_token_mask",
+    "masked_patch_loss",
+    "ContrastiveModel",
+    "MaskedModel",
+    "SSLConfig",
+    "default_config",
+    "train_ssl",
+    "pretrained_digits_encoder",
+    "encode",
+]
+
+
+# --------------------------------------------------------------------------- objectives
+def _check_pair(z1, z2) -> None:
+    for name, z in (("z1", z1), ("z2", z2)):
+        if not torch.is_tensor(z):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(z).__name__}")
+        if not z.is_floating_point():
+            raise TypeError(f"{name} must be floating point, got {z.dtype}")
+    if z1.ndim != 2 or z1.shape != z2.shape:
+        raise ValueError(f"z1 and z2 must both be (N, d) with the same shape, got "
+                         f"{tuple(z1.shape)} and {tuple(z2.shape)}")
+    if len(z1) < 2:
+        raise ValueError(f"NT-Xent needs at least 2 images per batch (negatives), got {len(z1)}")
+    if not (torch.isfinite(z1).all() and torch.isfinite(z2).all()):
+        raise ValueError("z1 or z2 contains NaN or infinite values")
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.2) -> torch.Tensor:
+    r"""NT-Xent loss, written out: rows ``z1[i]`` and ``z2[i]`` are two views of image ``i``.
+
+    ``loss_i = -s[i, pos(i)] + logsumexp_{k != i} s[i, k]`` with cosine similarities
+    ``s`` divided by ``temperature``, averaged over all ``2N`` views.
+    """
+    _check_pair(z1, z2)
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    n = len(z1)
+    z = torch.cat([z1, z2])
+    z = z / z.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    s = z @ z.T / temperature                                   # (2N, 2N)
+    idx = torch.arange(2 * n, device=z.device)
+    pos = (idx + n) % (2 * n)                                   # the other view
+    s_pos = s[idx, pos]
+    s_others = s.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
+    m = s_others.amax(dim=1, keepdim=True)                      # stable log-sum-exp
+    lse = m[:, 0] + torch.log(torch.exp(s_others - m).sum(dim=1))
+    return (lse - s_pos).mean()
+
+
+def nt_xent_reference(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.2) -> torch.Tensor:
+    """NT-Xent as a ``2N``-way classification: ``F.cross_entropy`` on the similarity matrix."""
+    _check_pair(z1, z2)
+    n = len(z1)
+    z = F.normalize(torch.cat([z1, z2]), dim=1)
+    logits = (z @ z.T / temperature).fill_diagonal_(float("-inf"))
+    targets = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
+    return F.cross_entropy(logits, targets)
+
+
+def random_token_mask(batch: int, n_tokens: int, mask_ratio: float, *,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+    """A ``(batch, n_tokens)`` bool mask with exactly ``round(mask_ratio * n_tokens)`` True per row."""
+    if not 0.0 < mask_ratio < 1.0:
+        raise ValueError(f"mask_ratio must be in (0, 1), got {mask_ratio}")
+    if batch < 1 or n_tokens < 1:
+        raise ValueError(f"batch and n_tokens must be positive, got {batch}, {n_tokens}")
+    n_mask = max(1, round(mask_ratio * n_tokens))
+    ranks = torch.rand(batch, n_tokens, generator=generator).argsort(dim=1).argsort(dim=1)
+    return ranks < n_mask
+
+
+# --------------------------------------------------------------------------- models
+class ContrastiveModel(nn.Module):
+    """Encoder plus a projection head ``Linear -> GELU -> Linear``; the loss sees the projection."""
+
+    def __init__(self, encoder: PatchEncoder, proj_dim: int = 32):
+        super().__init__()
+        d = encoder.config.d_model
+        self.encoder = encoder
+        self.head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, proj_dim))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder.features(images))
+
+
+class MaskedModel(nn.Module):
+    """Encoder plus a linear decoder from each token's state to its patch's pixels."""
+
+    def __init__(self, encoder: PatchEncoder):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = nn.Linear(encoder.config.d_model, encoder.config.patch_size ** 2)
+
+    def forward(self, images: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+        """Predicted pixels for every patch, ``(B, N, p*p)``."""
+        return self.decoder(self.encoder(images, token_mask)[:, 1:])
+
+
+def masked_patch_loss(model: MaskedModel, images: torch.Tensor, token_mask: torch.Tensor
+                      ) -> torch.Tensor:
+    """Mean squared error of the predicted pixels over the *hidden* patches only."""
+    target = image_to_patches(images, model.encoder.config.patch_size)
+    pred = model(images, token_mask)
+    err = ((pred - target) ** 2).mean(dim=-1)                   # (B, N)
+    return (err * token_mask).sum() / token_mask.sum().clamp_min(1)
+
+
+# --------------------------------------------------------------------------- training
+@dataclass(frozen=True)
+class SSLConfig:
+    """Every setting that defines a pretrained encoder (its cache key is this dict's hash)."""
+
+    objective: str = "contrastive"
+    encoder: PatchEncoderConfig = field(default_factory=PatchEncoderConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    epochs: int = 60
+    batch_size: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_epochs: int = 3
+    temperature: float = 0.2
+    proj_dim: int = 32
+    mask_ratio: float = 0.5
+    seed: int = 0
+    data: str = "sklearn-digits-all-1797"
+
+    def __post_init__(self):
+        if self.objective not in ("contrastive", "masked"):
+            raise ValueError(f"objective must be 'contrastive' or 'masked', got {self.objective!r}")
+        if self.epochs < 1 or self.batch_size < 2:
+            raise ValueError(f"need epochs >= 1 and batch_size >= 2, got {self.epochs}, "
+                             f"{self.batch_size}")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def default_config(objective: str = "contrastive", seed: int = 0) -> SSLConfig:
+    """The settings the book uses for each objective."""
+    if objective == "masked":
+        return SSLConfig(objective="masked", epochs=30, seed=seed, lr=2e-3,
+                         augment=AugmentConfig(max_rotation=0.0, scale_low=1.0, scale_high=1.0,
+                                               max_shift=0.0, contrast_low=1.0, noise_std=0.0,
+                                               patch_drop=0.0))
+    return SSLConfig(objective=objective, seed=seed)
+
+
+def _lr_factor(step: int, total: int, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def train_ssl(config: SSLConfig, images: torch.Tensor | np.ndarray, *, callback=None,
+              desc: str | None = None) -> tuple[PatchEncoder, dict[str, list[float]]]:
+    """Train a fresh :class:`PatchEncoder` with ``config``'s objective on ``images`` (no labels).
+
+    Deterministic given ``config.seed``: the initial weights, batch order, augmentations
+    and masks all come from seeded generators. ``callback(epoch, encoder)`` may return
+    a dict of values to log each epoch (e.g. a probe). Returns ``(encoder, history)``.
+    """
+    x = torch.as_tensor(np.asarray(images, dtype=np.float32))
+    if x.ndim != 3 or len(x) < 2:
+        raise ValueError(f"images must be (N, H, W) with N >= 2, got {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError("images contain NaN or infinite values")
+    c = config
+    torch.manual_seed(c.seed)
+    encoder = PatchEncoder(c.encoder)
+    model = (ContrastiveModel(encoder, c.proj_dim) if c.objective == "contrastive"
+             else MaskedModel(encoder))
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "pos" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "pos" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": c.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=c.lr)
+    n = len(x)
+    steps_per_epoch = max(1, n // c.batch_size)                 # drop the ragged last batch
+    total = c.epochs * steps_per_epoch
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: _lr_factor(s, total, c.warmup_epochs * steps_per_epoch))
+    gen = torch.Generator().manual_seed(c.seed)
+    history: dict[str, list[float]] = {"loss": []}
+    for epoch in progress(range(c.epochs), desc=desc or f"{c.objective} pretraining"):
+        model.train()
+        order = torch.randperm(n, generator=gen)
+        losses = []
+        for step in range(steps_per_epoch):
+            batch = x[order[step * c.batch_size:(step + 1) * c.batch_size]]
+            if c.objective == "contrastive":
+                v1 = augment(batch, c.augment, generator=gen)
+                v2 = augment(batch, c.augment, generator=gen)
+                z = model(torch.cat([v1, v2]))
+                loss = nt_xent(z[:len(batch)], z[len(batch):], c.temperature)
+            else:
+                mask = random_token_mask(len(batch), encoder.n_patches, c.mask_ratio,
+                                         generator=gen)
+                loss = masked_patch_loss(model, batch, mask)
+            losses.append(check_finite(loss, f"epoch {epoch}, step {step}"))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+        history["loss"].append(float(np.mean(losses)))
+        if callback is not None:
+            encoder.eval()
+            for k, v in (callback(epoch, encoder) or {}).items():
+                history.setdefault(k, []).append(float(v))
+    encoder.eval()
+    return encoder, history
+
+
+# --------------------------------------------------------------------------- public API
+def pretrained_digits_encoder(objective: str = "contrastive", seed: int = 0) -> PatchEncoder:
+    """The book's encoder pretrained on all 1,797 digits, in eval mode.
+
+    Loaded from :func:`utils.runtime.cached_state` (key: every training setting), or
+    trained deterministically and cached when the cache has no such model.
+    """
+    if objective not in ("contrastive", "masked"):
+        raise ValueError(f"objective must be 'contrastive' or 'masked', got {objective!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    from .data import load_digits_images
+
+    config = default_config(objective, seed)
+
+    def train() -> dict[str, torch.Tensor]:
+        images, _ = load_digits_images()
+        encoder, _ = train_ssl(config, images)
+        return encoder.state_dict()
+
+    state = runtime.cached_state(f"digits-ssl-{objective}", config.as_dict(), train,
+                                 verbose=False)
+    encoder = PatchEncoder(config.encoder)
+    encoder.load_state_dict(state)
+    return encoder.eval()
+
+
+@torch.no_grad()
+def encode(encoder: PatchEncoder, images, batch_size: int = 512) -> np.ndarray:
+    """[CLS] features ``(N, d_model)`` (float32 NumPy) of ``(N, 8, 8)`` images, without gradients."""
+    if not isinstance(encoder, PatchEncoder):
+        raise TypeError(f"encoder must be a PatchEncoder, got {type(encoder).__name__}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    x = images if torch.is_tensor(images) else torch.as_tensor(np.asarray(images))
+    size = encoder.config.image_size
+    if x.ndim != 3 or tuple(x.shape[1:]) != (size, size):
+        raise ValueError(f"images must be (N, {size}, {size}), got {tuple(x.shape)}")
+    if len(x) == 0:
+        raise ValueError("images is empty")
+    if not x.is_floating_point():
+        raise TypeError(f"images must be floating point in [0, 1], got {x.dtype}")
+    if not torch.isfinite(x).all():
+        raise ValueError("images contain NaN or infinite values")
+    was_training = encoder.training
+    encoder.eval()
+    device = next(encoder.parameters()).device
+    out = [encoder.features(x[i:i + batch_size].to(device, torch.float32)).cpu()
+           for i in range(0, len(x), batch_size)]
+    encoder.train(was_training)
+    return torch.cat(out).numpy().astype(np.float32)
+
+
