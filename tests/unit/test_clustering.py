@@ -1,0 +1,118 @@
+"""Tests for utils.clustering: reductions, methods and the comparison runner."""
+
+import numpy as np
+import pytest
+
+from utils.clustering import METHODS, cluster, compare, reduce
+
+
+def _blobs(n_per=30, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = np.array([[0.0, 0.0, 0.0], [8.0, 0.0, 0.0], [0.0, 8.0, 0.0]])
+    y = np.repeat(np.arange(3), n_per)
+    return (centers[y] + rng.normal(size=(len(y), 3))).astype(np.float32), y
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_finds_well_separated_blobs(method):
+    from sklearn.metrics import adjusted_rand_score
+
+    x, y = _blobs()
+    kw = {"eps": 2.0, "min_samples": 5} if method == "dbscan" else {}
+    if method == "hdbscan":
+        kw = {"min_cluster_size": 10}
+    if method == "spectral":
+        kw = {"n_neighbors": 40}  # a connected graph (the blobs are far apart)
+    pred = cluster(x, method, 3, **kw)
+    assert pred.shape == y.shape and pred.dtype == np.int64
+    assert adjusted_rand_score(y, pred) > 0.9
+
+
+def test_methods_are_deterministic():
+    x, _ = _blobs()
+    for method in ("kmeans", "gmm", "spectral"):
+        kw = {"n_neighbors": 40} if method == "spectral" else {}
+        assert np.array_equal(cluster(x, method, 3, seed=1, **kw), cluster(x, method, 3, seed=1, **kw))
+
+
+@pytest.mark.parametrize("how, shape", [("pca", (90, 2)), ("umap", (90, 2)), ("tsne", (90, 2))])
+def test_reductions(how, shape):
+    x, _ = _blobs()
+    kw = {"n_neighbors": 10} if how == "umap" else {}
+    if how == "tsne":
+        kw = {"perplexity": 10.0, "max_iter": 250}
+    z = reduce(x, how, n_components=2, **kw)
+    assert z.shape == shape and np.isfinite(z).all()
+    assert np.allclose(z, reduce(x, how, n_components=2, **kw))  # deterministic
+
+
+def test_compare_table():
+    x, y = _blobs()
+    df = compare({"raw": x, "noisy": x + 0.5}, y, n_clusters=3,
+                 methods=["kmeans", "ward", "pca+kmeans", "hdbscan"],
+                 reduce_params={"pca": {"n_components": 2}}, params={"hdbscan": {"min_cluster_size": 10}})
+    assert len(df) == 8
+    assert list(df.columns[:3]) == ["representation", "method", "clusters"]
+    assert {"ari", "nmi", "acc", "silhouette", "calinski_harabasz", "davies_bouldin", "seconds",
+            "noise_fraction"} <= set(df.columns)
+    assert (df.loc[df.method == "kmeans", "ari"] > 0.9).all()
+    assert (df["seconds"] >= 0).all()
+
+
+def test_compare_per_representation_methods_and_no_truth():
+    x, _ = _blobs()
+    df = compare({"a": x, "b": x[:, :2]}, methods={"a": ["kmeans"], "b": ["ward", "gmm"]}, n_clusters=3)
+    assert df[["representation", "method"]].values.tolist() == [["a", "kmeans"], ["b", "ward"], ["b", "gmm"]]
+    assert "ari" not in df.columns
+
+
+def test_compare_noise_option_is_passed_on():
+    x, y = _blobs()
+    x = np.vstack([x, [[40.0, 40.0, 40.0]]]).astype(np.float32)  # one far outlier
+    y = np.append(y, 0)
+    kw = {"params": {"dbscan": {"eps": 2.0, "min_samples": 5}}, "methods": ["dbscan"]}
+    as_cluster = compare({"x": x}, y, noise="cluster", **kw).iloc[0]
+    excluded = compare({"x": x}, y, noise="exclude", **kw).iloc[0]
+    assert as_cluster["noise_fraction"] > 0
+    assert excluded["ari"] >= as_cluster["ari"]
+
+
+@pytest.mark.parametrize("kwargs, exc, match", [
+    ({"x": np.zeros((0, 3)), "method": "kmeans", "n_clusters": 2}, ValueError, "empty"),
+    ({"x": np.zeros(5), "method": "kmeans", "n_clusters": 2}, ValueError, "2-D"),
+    ({"x": np.array([[0.0], [np.nan]]), "method": "kmeans", "n_clusters": 1}, ValueError, "NaN"),
+    ({"x": np.zeros((5, 2)), "method": "kmeans", "n_clusters": 6}, ValueError, "larger than"),
+    ({"x": np.zeros((5, 2)), "method": "kmeans", "n_clusters": None}, ValueError, "n_clusters"),
+    ({"x": np.zeros((5, 2)), "method": "kmedoids", "n_clusters": 2}, ValueError, "unknown method"),
+    ({"x": np.zeros((5, 2)), "method": "spectral", "n_clusters": 2}, ValueError, "n_neighbors"),
+    ({"x": np.array([["a"], ["b"]]), "method": "kmeans", "n_clusters": 1}, TypeError, "numeric"),
+])
+def test_cluster_bad_input(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        cluster(kwargs.pop("x"), **kwargs)
+
+
+@pytest.mark.parametrize("how, kw, match", [
+    ("svd", {}, "unknown reduction"),
+    ("pca", {"n_components": 10}, "n_components"),
+    ("umap", {}, "n_neighbors"),
+    ("tsne", {}, "perplexity"),
+])
+def test_reduce_bad_input(how, kw, match):
+    with pytest.raises(ValueError, match=match):
+        reduce(np.random.default_rng(0).normal(size=(8, 3)), how, **kw)
+
+
+@pytest.mark.parametrize("reps, kw, match", [
+    ({}, {}, "representations is empty"),
+    ({"a": np.zeros((4, 2)), "b": np.zeros((5, 2))}, {}, "number of rows"),
+    ({"a": np.zeros((4, 2))}, {"methods": "kmeans"}, "non-empty list"),
+    ({"a": np.zeros((4, 2))}, {"methods": []}, "non-empty list"),
+    ({"a": np.zeros((4, 2))}, {"methods": {"zz": ["kmeans"]}}, "unknown representations"),
+    ({"a": np.zeros((4, 2))}, {"methods": ["svd+kmeans"]}, "unknown reduction"),
+    ({"a": np.zeros((4, 2))}, {"methods": ["pca+kmedoids"]}, "unknown method"),
+    ({"a": np.zeros((4, 2))}, {"labels_true": [0, 1]}, "labels_true has 2"),
+])
+def test_compare_bad_input(reps, kw, match):
+    with pytest.raises(ValueError, match=match):
+        compare(reps, n_clusters=2, **kw)
