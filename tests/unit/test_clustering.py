@@ -116,3 +116,30 @@ def test_reduce_bad_input(how, kw, match):
 def test_compare_bad_input(reps, kw, match):
     with pytest.raises(ValueError, match=match):
         compare(reps, n_clusters=2, **kw)
+
+
+def test_clustering_checks_pass_the_reference_and_catch_mistakes(capsys):
+    from scipy.spatial.distance import cdist
+
+    from utils import checks
+    from utils.metrics import cluster_accuracy
+    from utils.pretrained import mean_pool
+
+    def silhouette_point(x, labels, i):
+        d = cdist(x[i:i + 1], x)[0]
+        own = labels == labels[i]
+        if own.sum() == 1:
+            return 0.0
+        a = d[own].sum() / (own.sum() - 1)
+        b = min(d[labels == c].mean() for c in np.unique(labels) if c != labels[i])
+        return (b - a) / max(a, b)
+
+    assert checks.check_mean_pooling(mean_pool, seed=0)
+    assert checks.check_cluster_accuracy(cluster_accuracy, seed=0)
+    assert checks.check_silhouette_point(silhouette_point, seed=0)
+    assert not checks.check_mean_pooling(lambda h, m: h.mean(1), seed=0)
+    assert not checks.check_cluster_accuracy(lambda a, b: float(np.mean(a == b)), seed=0)
+    # the classic slip: dividing by the cluster size instead of size - 1
+    assert not checks.check_silhouette_point(
+        lambda x, lab, i: silhouette_point(x, lab, i) * 0.9, seed=0)
+    assert "❌" in capsys.readouterr().out
