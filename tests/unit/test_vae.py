@@ -1,0 +1,149 @@
+"""Tests for utils.vae: the Transformer-VAE, its ELBO parts and collapse diagnostics."""
+
+import math
+
+import pytest
+import torch
+
+from utils import checks, vae
+
+TINY = vae.VAEConfig(latent_dim=3, d_model=16, n_heads=2, enc_layers=1, dec_layers=1, d_ff=32,
+                     epochs=2, batch_size=16, warmup_epochs=1, free_bits=0.1)
+
+
+def test_shapes_and_sampling():
+    model = vae.TransformerVAE(TINY)
+    x = torch.rand(5, 8, 8)
+    logits, mu, logvar = model(x)
+    assert logits.shape == (5, 8, 8, 17) and mu.shape == logvar.shape == (5, 3)
+    s = model.sample(4, generator=torch.Generator().manual_seed(0))
+    assert s.shape == (4, 8, 8) and 0 <= s.min() and s.max() <= 1
+    assert model.reconstruct(x).shape == (5, 8, 8)
+    shared = vae.TransformerVAE(vae.VAEConfig(**{**TINY.as_dict(), "z_to_tokens": "shared"}))
+    assert shared.decode(torch.zeros(2, 3)).shape == (2, 8, 8, 17)
+
+
+def test_gaussian_kl_matches_torch_distributions():
+    mu, logvar = torch.randn(4, 6), torch.randn(4, 6)
+    q = torch.distributions.Normal(mu, torch.exp(0.5 * logvar))
+    p = torch.distributions.Normal(torch.zeros(4, 6), torch.ones(4, 6))
+    torch.testing.assert_close(vae.gaussian_kl(mu, logvar), torch.distributions.kl_divergence(q, p))
+    torch.testing.assert_close(vae.kl_per_dimension(mu, logvar),
+                               torch.distributions.kl_divergence(q, p).mean(0))
+    assert checks.check_gaussian_kl(vae.gaussian_kl)
+
+
+def test_reparameterize_moments_and_gradient():
+    mu = torch.tensor([1.0, -2.0], requires_grad=True)
+    logvar = torch.tensor([0.0, math.log(4.0)], requires_grad=True)
+    z = vae.reparameterize(mu.expand(20000, 2), logvar.expand(20000, 2),
+                           generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(z.mean(0), mu.detach(), atol=0.05, rtol=0)
+    torch.testing.assert_close(z.std(0), torch.tensor([1.0, 2.0]), atol=0.05, rtol=0)
+    z.sum().backward()
+    assert mu.grad is not None and logvar.grad is not None
+    eps = torch.ones(2)
+    torch.testing.assert_close(vae.reparameterize(mu.detach(), logvar.detach(), eps),
+                               torch.tensor([2.0, 0.0]))
+    assert checks.check_reparameterize(lambda m, lv, e: vae.reparameterize(m, lv, e))
+
+
+def test_active_units_and_kl_weight():
+    mu = torch.zeros(10, 4)
+    mu[:, 1] = torch.linspace(-1, 1, 10)
+    assert vae.active_units(mu) == 1
+    assert vae.kl_weight(0, 10) == 0.0 and vae.kl_weight(5, 10) == 0.5
+    assert vae.kl_weight(20, 10) == 1.0 and vae.kl_weight(0, 0) == 1.0
+
+
+def test_vae_loss_free_bits_and_elbo():
+    logits, x = torch.zeros(2, 8, 8), torch.ones(2, 8, 8)
+    mu, logvar = torch.zeros(2, 3), torch.zeros(2, 3)  # KL = 0 exactly
+    loss, parts = vae.vae_loss(logits, x, mu, logvar, beta=1.0, free_bits=0.5)
+    assert parts["recon"] == pytest.approx(64 * math.log(2.0), rel=1e-6)
+    assert parts["kl"] == 0.0 and parts["neg_elbo"] == pytest.approx(parts["recon"])
+    assert float(loss) == pytest.approx(parts["recon"] + 3 * 0.5)  # the free-bits floor
+    loss0, _ = vae.vae_loss(logits, x, mu, logvar, beta=0.0)
+    assert float(loss0) == pytest.approx(parts["recon"])
+
+
+def test_train_vae_runs_and_logs():
+    x = torch.rand(20, 8, 8).round()
+    model, hist = vae.train_vae(TINY, x)
+    assert not model.training
+    assert set(hist) == {"neg_elbo", "recon", "kl", "beta", "active_units"}
+    assert len(hist["neg_elbo"]) == 2 and hist["beta"][-1] == 1.0
+
+
+def test_categorical_likelihood_and_images():
+    model = vae.TransformerVAE(TINY)
+    z = torch.randn(3, 3)
+    logits = model.decode(z)
+    assert logits.shape == (3, 8, 8, TINY.levels)
+    x = torch.randint(0, 17, (3, 8, 8)) / 16
+    want = torch.nn.functional.cross_entropy(logits.reshape(-1, 17), (x * 16).round().long()
+                                             .reshape(-1), reduction="sum") / 3
+    torch.testing.assert_close(vae.reconstruction_nll(logits, x).mean(), want)
+    gen = torch.Generator().manual_seed(0)
+    for how in ("mean", "mode", "sample"):
+        img = model.to_images(logits, how, gen)
+        assert img.shape == (3, 8, 8) and 0 <= img.min() and img.max() <= 1
+    mode = model.to_images(logits, "mode")
+    torch.testing.assert_close(mode, logits.argmax(-1) / 16)
+    with pytest.raises(ValueError, match="how must be"):
+        model.to_images(logits, "median")
+    with pytest.raises(ValueError, match="differ"):
+        vae.reconstruction_nll(logits, x[:2])
+
+
+def test_bernoulli_variant():
+    cfg = vae.VAEConfig(**{**TINY.as_dict(), "likelihood": "bernoulli"})
+    model = vae.TransformerVAE(cfg)
+    logits = model.decode(torch.zeros(2, 3))
+    assert logits.shape == (2, 8, 8)
+    torch.testing.assert_close(model.to_images(logits, "mean"), torch.sigmoid(logits))
+
+
+def test_pretrained_vae_caches_model_and_history(tmp_path, monkeypatch):
+    import utils.data
+
+    monkeypatch.setenv("TFUL_CACHE", str(tmp_path))
+    small = (torch.randint(0, 17, (20, 8, 8)) / 16).numpy()
+    monkeypatch.setattr(utils.data, "digits_split", lambda: (small, small[:4], None, None))
+    model, hist = vae.pretrained_vae(TINY, return_history=True)
+    assert len(list(tmp_path.glob("transformer_vae-*.pt"))) == 1
+    assert len(hist["kl"]) == TINY.epochs and not model.training
+    assert vae.pretrained_vae(TINY) is model
+
+
+def test_sharpen():
+    logits = torch.tensor([-1.0, 0.0, 1.0])
+    torch.testing.assert_close(vae.sharpen(logits, None), torch.sigmoid(logits))
+    assert vae.sharpen(logits, 3.0)[2] > torch.sigmoid(logits)[2]
+    with pytest.raises(ValueError, match="temperature"):
+        vae.sharpen(logits, 0.0)
+
+
+def test_bad_input():
+    model = vae.TransformerVAE(TINY)
+    with pytest.raises(ValueError, match="z must be"):
+        model.decode(torch.zeros(2, 5))
+    with pytest.raises(ValueError, match="shapes differ"):
+        vae.gaussian_kl(torch.zeros(2, 3), torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="eps"):
+        vae.reparameterize(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(3))
+    with pytest.raises(ValueError, match="B >= 2"):
+        vae.active_units(torch.zeros(1, 3))
+    with pytest.raises(ValueError, match="likelihood"):
+        vae.TransformerVAE(vae.VAEConfig(likelihood="gaussian"))
+    with pytest.raises(ValueError, match="z_to_tokens"):
+        vae.TransformerVAE(vae.VAEConfig(z_to_tokens="bogus"))
+    with pytest.raises(ValueError, match="differ"):
+        vae.vae_loss(torch.zeros(2, 8, 8), torch.zeros(3, 8, 8), torch.zeros(2, 3),
+                     torch.zeros(2, 3))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        vae.train_vae(TINY, torch.full((4, 8, 8), 2.0))
+    with pytest.raises(ValueError, match="n must be"):
+        model.sample(0)
+    with pytest.raises(ValueError, match="warmup"):
+        vae.kl_weight(1, -1)
