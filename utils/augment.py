@@ -59,43 +59,58 @@ def _uniform(n: int, low: float, high: float, generator: torch.Generator | None)
 
 
 def affine_matrices(angle_deg: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
-                    image_size: int) -> torch.Tensor:
-    """The ``(B, 2, 3)`` matrices for ``affine_grid`` that rotate, scale and shift the content.
+                    image_size: int, shear_deg: torch.Tensor | None = None) -> torch.Tensor:
+    """The ``(B, 2, 3)`` matrices for ``affine_grid`` that shear, rotate, scale and shift the content.
 
-    ``angle_deg`` and ``scale`` are ``(B,)``; ``shift`` is ``(B, 2)`` in *pixels* (x, y).
+    ``angle_deg``, ``scale`` and ``shear_deg`` are ``(B,)``; ``shift`` is ``(B, 2)`` in
+    *pixels* (x, y). The content moves by ``T(u) = s R(angle) H(shear) u + t`` with the
+    horizontal shear ``H = [[1, tan(shear)], [0, 1]]`` (a slant, as in handwriting).
     """
-    if angle_deg.ndim != 1 or scale.shape != angle_deg.shape or shift.shape != (len(angle_deg), 2):
-        raise ValueError("angle_deg and scale must be (B,), shift (B, 2); got "
-                         f"{tuple(angle_deg.shape)}, {tuple(scale.shape)}, {tuple(shift.shape)}")
+    shear_deg = torch.zeros_like(angle_deg) if shear_deg is None else shear_deg
+    if (angle_deg.ndim != 1 or scale.shape != angle_deg.shape or shear_deg.shape != angle_deg.shape
+            or shift.shape != (len(angle_deg), 2)):
+        raise ValueError("angle_deg, scale and shear_deg must be (B,), shift (B, 2); got "
+                         f"{tuple(angle_deg.shape)}, {tuple(scale.shape)}, "
+                         f"{tuple(shear_deg.shape)}, {tuple(shift.shape)}")
     if (scale <= 0).any():
         raise ValueError("scale must be positive")
     theta = angle_deg * math.pi / 180.0
     cos, sin = torch.cos(theta) / scale, torch.sin(theta) / scale
+    tan = torch.tan(shear_deg * math.pi / 180.0)
     # a pixel is 2 / image_size wide in normalised coordinates
     t = shift * (2.0 / image_size)
-    # output -> input sampling: x_in = A x_out + b with A = R(-theta)/s and b = -A t
-    a = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2)
+    # output -> input sampling: x_in = A (x_out - t) with A = T's linear part inverted,
+    # A = H(-shear) R(-angle) / s
+    rot_inv = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2)
+    shear_inv = torch.zeros_like(rot_inv)
+    shear_inv[:, 0, 0] = shear_inv[:, 1, 1] = 1.0
+    shear_inv[:, 0, 1] = -tan
+    a = shear_inv @ rot_inv
     b = -(a @ t[..., None])
     return torch.cat([a, b], dim=-1)
 
 
 def random_affine(images: torch.Tensor, *, max_rotation: float = 15.0,
                   scale: tuple[float, float] = (0.9, 1.1), max_shift: float = 1.0,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
-    """Rotate by up to ``max_rotation`` degrees, scale in ``scale``, shift up to ``max_shift`` px.
+                  max_shear: float = 0.0, generator: torch.Generator | None = None
+                  ) -> torch.Tensor:
+    """Rotate by up to ``max_rotation`` degrees, slant by up to ``max_shear`` degrees,
+    scale by a factor in ``scale`` and shift by up to ``max_shift`` pixels.
 
     Bilinear resampling; the area that moves in from outside the image is 0 (background).
     """
     x = _check_images(images)
-    if max_rotation < 0 or max_shift < 0:
-        raise ValueError(f"max_rotation and max_shift must be >= 0, got {max_rotation}, {max_shift}")
+    if max_rotation < 0 or max_shift < 0 or not 0 <= max_shear < 60:
+        raise ValueError("need max_rotation >= 0, max_shift >= 0 and 0 <= max_shear < 60, got "
+                         f"{max_rotation}, {max_shift}, {max_shear}")
     if not 0 < scale[0] <= scale[1]:
         raise ValueError(f"scale must be an increasing pair of positive numbers, got {scale}")
     b, h, w = x.shape
     angle = _uniform(b, -max_rotation, max_rotation, generator)
     s = _uniform(b, scale[0], scale[1], generator)
     shift = _uniform(2 * b, -max_shift, max_shift, generator).view(b, 2)
-    mats = affine_matrices(angle, s, shift, h).to(x.device, x.dtype)
+    shear = _uniform(b, -max_shear, max_shear, generator)
+    mats = affine_matrices(angle, s, shift, h, shear).to(x.device, x.dtype)
     grid = F.affine_grid(mats, [b, 1, h, w], align_corners=False)
     out = F.grid_sample(x[:, None], grid, mode="bilinear", padding_mode="zeros",
                         align_corners=False)
@@ -141,6 +156,7 @@ class AugmentConfig:
     """Strengths of the augmentations :func:`augment` applies, in this order."""
 
     max_rotation: float = 15.0
+    max_shear: float = 0.0
     scale_low: float = 0.85
     scale_high: float = 1.1
     max_shift: float = 1.0
@@ -159,7 +175,7 @@ def augment(images: torch.Tensor, config: AugmentConfig = AugmentConfig(), *,
         raise TypeError(f"config must be an AugmentConfig, got {type(config).__name__}")
     c = config
     x = random_affine(images, max_rotation=c.max_rotation, scale=(c.scale_low, c.scale_high),
-                      max_shift=c.max_shift, generator=generator)
+                      max_shift=c.max_shift, max_shear=c.max_shear, generator=generator)
     if c.contrast_low < 1.0:
         x = random_contrast(x, c.contrast_low, 1.0, generator=generator)
     if c.patch_drop > 0:

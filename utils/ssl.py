@@ -25,7 +25,7 @@ setting, so later chapters load it instead of training it again.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -42,8 +42,10 @@ __all__ = [
     "nt_xent_reference",
     "random_token_mask",
     "masked_patch_loss",
-    "ContrastiveModel",
+    "ContrastiveEncoder",
+    "MaskedEncoder",
     "MaskedModel",
+    "DIGITS_ENCODER",
     "SSLConfig",
     "default_config",
     "train_ssl",
@@ -113,17 +115,45 @@ def random_token_mask(batch: int, n_tokens: int, mask_ratio: float, *,
 
 
 # --------------------------------------------------------------------------- models
-class ContrastiveModel(nn.Module):
-    """Encoder plus a projection head ``Linear -> GELU -> Linear``; the loss sees the projection."""
+class ContrastiveEncoder(PatchEncoder):
+    """A :class:`PatchEncoder` with a projection head ``Linear -> GELU -> Linear``.
 
-    def __init__(self, encoder: PatchEncoder, proj_dim: int = 32):
-        super().__init__()
-        d = encoder.config.d_model
-        self.encoder = encoder
+    :meth:`features` is the L2-normalised projection of the [CLS] state: the space in
+    which NT-Xent compares views, and the one whose geometry (cosine similarity) the
+    objective shapes. :meth:`cls_features` is the [CLS] state before the head, the usual
+    choice for linear probes.
+    """
+
+    def __init__(self, config: PatchEncoderConfig | None = None, proj_dim: int = 32):
+        super().__init__(config if config is not None else PatchEncoderConfig())
+        d = self.config.d_model
+        self.proj_dim = proj_dim
         self.head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, proj_dim))
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder.features(images))
+    @property
+    def feature_dim(self) -> int:
+        return self.proj_dim
+
+    def cls_features(self, images: torch.Tensor) -> torch.Tensor:
+        return self(images)[:, 0]
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.head(self.cls_features(images)), dim=1)
+
+
+class MaskedEncoder(PatchEncoder):
+    """A :class:`PatchEncoder` for masked-patch pretraining; :meth:`features` mean-pools the
+    patch tokens (the reconstruction loss trains the patch tokens, not the [CLS] token)."""
+
+    @property
+    def feature_dim(self) -> int:
+        return self.config.d_model
+
+    def cls_features(self, images: torch.Tensor) -> torch.Tensor:
+        return self(images)[:, 0]
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return self(images)[:, 1:].mean(dim=1)
 
 
 class MaskedModel(nn.Module):
@@ -149,19 +179,24 @@ def masked_patch_loss(model: MaskedModel, images: torch.Tensor, token_mask: torc
 
 
 # --------------------------------------------------------------------------- training
+#: The book's encoder: 4x4 patches (4 tokens + [CLS]) and 2 layers (see chapter 3 for why).
+DIGITS_ENCODER = PatchEncoderConfig(image_size=8, patch_size=4, d_model=64, n_heads=4,
+                                    n_layers=2, d_ff=128)
+
+
 @dataclass(frozen=True)
 class SSLConfig:
     """Every setting that defines a pretrained encoder (its cache key is this dict's hash)."""
 
     objective: str = "contrastive"
-    encoder: PatchEncoderConfig = field(default_factory=PatchEncoderConfig)
+    encoder: PatchEncoderConfig = DIGITS_ENCODER
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    epochs: int = 60
-    batch_size: int = 256
+    epochs: int = 150
+    batch_size: int = 128
     lr: float = 2e-3
     weight_decay: float = 0.05
     warmup_epochs: int = 3
-    temperature: float = 0.2
+    temperature: float = 0.3
     proj_dim: int = 32
     mask_ratio: float = 0.5
     seed: int = 0
@@ -179,13 +214,20 @@ class SSLConfig:
 
 
 def default_config(objective: str = "contrastive", seed: int = 0) -> SSLConfig:
-    """The settings the book uses for each objective."""
+    """The settings the book uses for each objective (the masked one sees no augmentation)."""
     if objective == "masked":
-        return SSLConfig(objective="masked", epochs=30, seed=seed, lr=2e-3,
+        return SSLConfig(objective="masked", epochs=40, batch_size=128, seed=seed,
+                         encoder=replace(DIGITS_ENCODER, patch_size=2),
                          augment=AugmentConfig(max_rotation=0.0, scale_low=1.0, scale_high=1.0,
                                                max_shift=0.0, contrast_low=1.0, noise_std=0.0,
                                                patch_drop=0.0))
     return SSLConfig(objective=objective, seed=seed)
+
+
+def _new_encoder(config: SSLConfig) -> ContrastiveEncoder | MaskedEncoder:
+    if config.objective == "contrastive":
+        return ContrastiveEncoder(config.encoder, config.proj_dim)
+    return MaskedEncoder(config.encoder)
 
 
 def _lr_factor(step: int, total: int, warmup: int) -> float:
@@ -209,9 +251,8 @@ def train_ssl(config: SSLConfig, images: torch.Tensor | np.ndarray, *, callback=
         raise ValueError("images contain NaN or infinite values")
     c = config
     torch.manual_seed(c.seed)
-    encoder = PatchEncoder(c.encoder)
-    model = (ContrastiveModel(encoder, c.proj_dim) if c.objective == "contrastive"
-             else MaskedModel(encoder))
+    encoder = _new_encoder(c)
+    model = encoder if c.objective == "contrastive" else MaskedModel(encoder)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "pos" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "pos" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": c.weight_decay},
@@ -232,7 +273,7 @@ def train_ssl(config: SSLConfig, images: torch.Tensor | np.ndarray, *, callback=
             if c.objective == "contrastive":
                 v1 = augment(batch, c.augment, generator=gen)
                 v2 = augment(batch, c.augment, generator=gen)
-                z = model(torch.cat([v1, v2]))
+                z = encoder.features(torch.cat([v1, v2]))
                 loss = nt_xent(z[:len(batch)], z[len(batch):], c.temperature)
             else:
                 mask = random_token_mask(len(batch), encoder.n_patches, c.mask_ratio,
@@ -275,16 +316,27 @@ def pretrained_digits_encoder(objective: str = "contrastive", seed: int = 0) -> 
 
     state = runtime.cached_state(f"digits-ssl-{objective}", config.as_dict(), train,
                                  verbose=False)
-    encoder = PatchEncoder(config.encoder)
+    encoder = _new_encoder(config)
     encoder.load_state_dict(state)
     return encoder.eval()
 
 
 @torch.no_grad()
-def encode(encoder: PatchEncoder, images, batch_size: int = 512) -> np.ndarray:
-    """[CLS] features ``(N, d_model)`` (float32 NumPy) of ``(N, 8, 8)`` images, without gradients."""
+def encode(encoder: PatchEncoder, images, batch_size: int = 512, *,
+           pool: str = "features") -> np.ndarray:
+    """Features (float32 NumPy, one row per image) of ``(N, 8, 8)`` images, without gradients.
+
+    ``pool="features"`` uses ``encoder.features``: for the contrastive encoder the
+    normalised projection (``(N, proj_dim)``), for the masked one the mean patch token,
+    for a plain :class:`PatchEncoder` the [CLS] state. ``"cls"`` is the [CLS] state and
+    ``"mean"`` the mean of the patch tokens (both ``(N, d_model)``).
+    """
     if not isinstance(encoder, PatchEncoder):
         raise TypeError(f"encoder must be a PatchEncoder, got {type(encoder).__name__}")
+    pools = {"features": encoder.features, "cls": lambda b: encoder(b)[:, 0],
+             "mean": lambda b: encoder(b)[:, 1:].mean(1)}
+    if pool not in pools:
+        raise ValueError(f"pool must be one of {sorted(pools)}, got {pool!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     x = images if torch.is_tensor(images) else torch.as_tensor(np.asarray(images))
@@ -300,7 +352,7 @@ def encode(encoder: PatchEncoder, images, batch_size: int = 512) -> np.ndarray:
     was_training = encoder.training
     encoder.eval()
     device = next(encoder.parameters()).device
-    out = [encoder.features(x[i:i + batch_size].to(device, torch.float32)).cpu()
+    out = [pools[pool](x[i:i + batch_size].to(device, torch.float32)).cpu()
            for i in range(0, len(x), batch_size)]
     encoder.train(was_training)
     return torch.cat(out).numpy().astype(np.float32)

@@ -1,0 +1,165 @@
+"""Tests for utils.ssl: NT-Xent against cross-entropy, masks, the masked loss, training, the cache."""
+
+import numpy as np
+import pytest
+import torch
+
+from utils import ssl
+from utils.augment import AugmentConfig
+from utils.transformer import PatchEncoder, PatchEncoderConfig
+
+TINY = PatchEncoderConfig(d_model=16, n_heads=2, n_layers=1, d_ff=32)
+
+
+@pytest.mark.parametrize("n, d, t", [(2, 3, 0.1), (7, 5, 0.5), (16, 32, 1.0)])
+def test_nt_xent_matches_cross_entropy(n, d, t):
+    g = torch.Generator().manual_seed(n)
+    z1, z2 = torch.randn(n, d, generator=g), torch.randn(n, d, generator=g)
+    assert torch.allclose(ssl.nt_xent(z1, z2, t), ssl.nt_xent_reference(z1, z2, t), atol=1e-5)
+
+
+def test_nt_xent_is_small_for_matching_views_and_stable_at_low_temperature():
+    z = torch.eye(8) * 5
+    low = ssl.nt_xent(z, z, 0.05)
+    assert float(low) < 1e-3
+    assert float(ssl.nt_xent(z, torch.roll(z, 1, 0), 0.05)) > 10  # positives are the wrong rows
+    assert torch.isfinite(ssl.nt_xent(z * 1e3, z * 1e3, 0.01))
+
+
+def test_nt_xent_gradients_match_reference():
+    z1 = torch.randn(6, 4, requires_grad=True)
+    z2 = torch.randn(6, 4)
+    g1 = torch.autograd.grad(ssl.nt_xent(z1, z2), z1)[0]
+    g2 = torch.autograd.grad(ssl.nt_xent_reference(z1, z2), z1)[0]
+    assert torch.allclose(g1, g2, atol=1e-5)
+
+
+def test_nt_xent_bad_input():
+    with pytest.raises(ValueError, match="same shape"):
+        ssl.nt_xent(torch.randn(4, 3), torch.randn(5, 3))
+    with pytest.raises(ValueError, match="at least 2"):
+        ssl.nt_xent(torch.randn(1, 3), torch.randn(1, 3))
+    with pytest.raises(ValueError, match="NaN"):
+        ssl.nt_xent(torch.full((3, 2), float("nan")), torch.randn(3, 2))
+    with pytest.raises(TypeError, match="floating"):
+        ssl.nt_xent(torch.ones(3, 2, dtype=torch.int64), torch.ones(3, 2, dtype=torch.int64))
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        ssl.nt_xent(np.ones((3, 2)), np.ones((3, 2)))
+    with pytest.raises(ValueError, match="temperature"):
+        ssl.nt_xent(torch.randn(3, 2), torch.randn(3, 2), 0.0)
+
+
+def test_random_token_mask():
+    m = ssl.random_token_mask(5, 16, 0.5, generator=torch.Generator().manual_seed(0))
+    assert m.shape == (5, 16) and m.dtype == torch.bool
+    assert (m.sum(1) == 8).all()
+    assert not (m == m[0]).all()  # different rows hide different patches
+    with pytest.raises(ValueError, match="mask_ratio"):
+        ssl.random_token_mask(2, 16, 1.0)
+    with pytest.raises(ValueError, match="positive"):
+        ssl.random_token_mask(0, 16, 0.5)
+
+
+def test_masked_patch_loss_counts_only_hidden_patches():
+    torch.manual_seed(0)
+    model = ssl.MaskedModel(PatchEncoder(TINY))
+    x = torch.rand(3, 8, 8)
+    mask = torch.zeros(3, 16, dtype=torch.bool)
+    mask[:, :4] = True
+    from utils.transformer import image_to_patches
+
+    pred = model(x, mask)
+    want = ((pred - image_to_patches(x, 2)) ** 2).mean(-1)[:, :4].mean()
+    assert torch.allclose(ssl.masked_patch_loss(model, x, mask), want, atol=1e-6)
+
+
+def _tiny_config(objective="contrastive", **kw):
+    return ssl.SSLConfig(objective=objective, encoder=TINY, epochs=2, batch_size=16,
+                         augment=AugmentConfig(), **kw)
+
+
+@pytest.mark.parametrize("objective", ["contrastive", "masked"])
+def test_train_ssl_is_deterministic_and_logs(objective):
+    x = np.random.default_rng(0).random((40, 8, 8), dtype=np.float32)
+    seen = []
+    enc1, hist = ssl.train_ssl(_tiny_config(objective), x,
+                               callback=lambda e, enc: seen.append(e) or {"probe": 1.0})
+    enc2, _ = ssl.train_ssl(_tiny_config(objective), x)
+    assert len(hist["loss"]) == 2 and hist["probe"] == [1.0, 1.0] and seen == [0, 1]
+    assert not enc1.training
+    for a, b in zip(enc1.state_dict().values(), enc2.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_train_ssl_bad_input():
+    with pytest.raises(ValueError, match="NaN"):
+        ssl.train_ssl(_tiny_config(), np.full((8, 8, 8), np.nan, dtype=np.float32))
+    with pytest.raises(ValueError, match=r"\(N, H, W\)"):
+        ssl.train_ssl(_tiny_config(), np.zeros((8, 64), dtype=np.float32))
+    with pytest.raises(ValueError, match="objective"):
+        ssl.SSLConfig(objective="jigsaw")
+
+
+def test_config_is_json_serialisable_and_covers_every_setting():
+    from utils.runtime import config_hash
+
+    c = ssl.default_config("contrastive", 0).as_dict()
+    assert {"encoder", "augment", "epochs", "lr", "temperature", "seed"} <= set(c)
+    assert config_hash(c) != config_hash(ssl.default_config("contrastive", 1).as_dict())
+    assert config_hash(c) != config_hash(ssl.default_config("masked", 0).as_dict())
+
+
+def test_pretrained_encoder_trains_once_then_loads(monkeypatch, tmp_path):
+    import utils.data
+
+    monkeypatch.setenv("TFUL_CACHE", str(tmp_path))
+    x = np.random.default_rng(0).random((20, 8, 8), dtype=np.float32)
+    monkeypatch.setattr(utils.data, "load_digits_images", lambda: (x, np.zeros(20, np.int64)))
+    monkeypatch.setattr(ssl, "default_config", lambda objective, seed: ssl.SSLConfig(
+        objective=objective, encoder=TINY, epochs=1, batch_size=10, seed=seed))
+    enc = ssl.pretrained_digits_encoder("contrastive", seed=0)
+    assert isinstance(enc, PatchEncoder) and not enc.training
+    assert len(list(tmp_path.glob("*.pt"))) == 1
+    again = ssl.pretrained_digits_encoder("contrastive", seed=0)
+    for a, b in zip(enc.state_dict().values(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="objective"):
+        ssl.pretrained_digits_encoder("rotation")
+    with pytest.raises(ValueError, match="seed"):
+        ssl.pretrained_digits_encoder("contrastive", seed=-1)
+
+
+def test_encode():
+    torch.manual_seed(0)
+    enc = PatchEncoder(TINY).train()
+    x = np.random.default_rng(0).random((10, 8, 8), dtype=np.float32)
+    f = ssl.encode(enc, x, batch_size=3)
+    assert f.shape == (10, 16) and f.dtype == np.float32
+    with torch.no_grad():
+        assert np.allclose(f, enc.eval().features(torch.tensor(x)).numpy(), atol=1e-6)
+    assert np.allclose(ssl.encode(enc, torch.tensor(x)), f, atol=1e-6)
+    with pytest.raises(ValueError, match=r"\(N, 8, 8\)"):
+        ssl.encode(enc, np.zeros((3, 4, 4), dtype=np.float32))
+    with pytest.raises(ValueError, match="empty"):
+        ssl.encode(enc, np.zeros((0, 8, 8), dtype=np.float32))
+    with pytest.raises(ValueError, match="NaN"):
+        ssl.encode(enc, np.full((2, 8, 8), np.nan, dtype=np.float32))
+    with pytest.raises(TypeError, match="floating"):
+        ssl.encode(enc, np.zeros((2, 8, 8), dtype=np.int64))
+    with pytest.raises(TypeError, match="PatchEncoder"):
+        ssl.encode(torch.nn.Linear(2, 2), x)
+
+
+def test_encoders_features():
+    torch.manual_seed(0)
+    x = torch.rand(4, 8, 8)
+    c = ssl.ContrastiveEncoder(TINY, proj_dim=5).eval()
+    f = c.features(x)
+    assert f.shape == (4, 5) and torch.allclose(f.norm(dim=1), torch.ones(4), atol=1e-5)
+    assert c.feature_dim == 5 and c.cls_features(x).shape == (4, 16)
+    assert np.allclose(ssl.encode(c, x, pool="cls"), c.cls_features(x).detach().numpy(), atol=1e-6)
+    m = ssl.MaskedEncoder(TINY).eval()
+    assert torch.allclose(m.features(x), m(x)[:, 1:].mean(1))
+    assert np.allclose(ssl.encode(m, x, pool="mean"), ssl.encode(m, x), atol=1e-6)
+    with pytest.raises(ValueError, match="pool"):
+        ssl.encode(m, x, pool="max")

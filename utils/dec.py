@@ -1,0 +1,255 @@
+r"""Deep Embedded Clustering (DEC): train the encoder and the cluster centroids together.
+
+With embeddings :math:`z_i` and centroids :math:`\mu_j`, DEC (Xie et al., 2016) uses
+
+* a Student-t **soft assignment** with ``alpha`` degrees of freedom,
+
+  .. math::
+      q_{ij} = \frac{(1 + \lVert z_i - \mu_j\rVert^2/\alpha)^{-\frac{\alpha+1}{2}}}
+                    {\sum_{j'} (1 + \lVert z_i - \mu_{j'}\rVert^2/\alpha)^{-\frac{\alpha+1}{2}}};
+
+* a sharpened **target distribution** that squares the assignments and divides by the
+  cluster frequencies :math:`f_j = \sum_i q_{ij}` (so that big clusters do not swallow
+  the rest),
+
+  .. math::
+      p_{ij} = \frac{q_{ij}^2 / f_j}{\sum_{j'} q_{ij'}^2 / f_{j'}};
+
+* the **loss** :math:`\mathrm{KL}(P \Vert Q) = \frac{1}{N}\sum_i \sum_j p_{ij}
+  \log \frac{p_{ij}}{q_{ij}}`, with :math:`P` held fixed between updates, minimised
+  over the encoder's weights *and* the centroids.
+
+Confident assignments teach the uncertain ones: DEC is self-training, so it only
+helps when the initial clusters (k-means on the pretrained features) are mostly right.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .augment import AugmentConfig
+from .augment import augment as augment_images
+from .train import check_finite, progress
+from .transformer import PatchEncoder
+
+__all__ = [
+    "soft_assignment",
+    "target_distribution",
+    "dec_loss",
+    "init_centroids",
+    "DEC",
+    "run_dec",
+]
+
+
+def _check_2d(x, name: str) -> None:
+    if not torch.is_tensor(x):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be floating point, got {x.dtype}")
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"{name} must be a non-empty 2-D tensor, got shape {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+
+
+def soft_assignment(z: torch.Tensor, centroids: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+    """Student-t soft assignment ``q`` of shape ``(N, K)``; each row sums to 1."""
+    _check_2d(z, "z")
+    _check_2d(centroids, "centroids")
+    if z.shape[1] != centroids.shape[1]:
+        raise ValueError(f"z has {z.shape[1]} features but the centroids have {centroids.shape[1]}")
+    if alpha <= 0:
+        raise ValueError(f"alpha must be positive, got {alpha}")
+    dist2 = ((z[:, None, :] - centroids[None, :, :]) ** 2).sum(-1)      # (N, K)
+    # work with logarithms: (1 + d/alpha)^(-(alpha+1)/2) underflows for far points
+    logits = -(alpha + 1.0) / 2.0 * torch.log1p(dist2 / alpha)
+    return torch.softmax(logits, dim=1)
+
+
+def target_distribution(q: torch.Tensor) -> torch.Tensor:
+    """DEC's sharpened target ``p``: square ``q``, divide by cluster frequency, renormalise rows."""
+    _check_2d(q, "q")
+    if (q < 0).any() or not torch.allclose(q.sum(1), torch.ones_like(q[:, 0]), atol=1e-4):
+        raise ValueError("q must hold probabilities: non-negative rows that sum to 1")
+    weight = q**2 / q.sum(0, keepdim=True)
+    return weight / weight.sum(1, keepdim=True)
+
+
+def dec_loss(q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """``KL(P || Q)`` averaged over the rows (``p`` is a fixed target; no gradient flows into it)."""
+    _check_2d(q, "q")
+    _check_2d(p, "p")
+    if q.shape != p.shape:
+        raise ValueError(f"q and p must have the same shape, got {tuple(q.shape)}, {tuple(p.shape)}")
+    p = p.detach()
+    eps = torch.finfo(q.dtype).tiny
+    kl = torch.where(p > 0, p * (torch.log(p.clamp_min(eps)) - torch.log(q.clamp_min(eps))),
+                     torch.zeros_like(p))
+    return kl.sum() / len(q)
+
+
+def init_centroids(features: np.ndarray, n_clusters: int, method: str = "kmeans",
+                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Initial ``(centroids, labels)``: k-means, or ``"random"`` = K random points as centroids.
+
+    The random initialisation is the "bad start" of the chapter: no clustering at all
+    before DEC begins.
+    """
+    f = np.asarray(features, dtype=np.float64)
+    if f.ndim != 2 or f.shape[0] == 0:
+        raise ValueError(f"features must be a non-empty 2-D array, got shape {f.shape}")
+    if not np.isfinite(f).all():
+        raise ValueError("features contain NaN or infinite values")
+    if not isinstance(n_clusters, int) or n_clusters < 1:
+        raise ValueError(f"n_clusters must be a positive int, got {n_clusters!r}")
+    if n_clusters > len(f):
+        raise ValueError(f"n_clusters={n_clusters} is larger than the number of points {len(f)}")
+    if method == "kmeans":
+        from sklearn.cluster import KMeans
+
+        km = KMeans(n_clusters, n_init=10, random_state=seed).fit(f)
+        return km.cluster_centers_.astype(np.float32), km.labels_.astype(np.int64)
+    if method == "random":
+        rng = np.random.default_rng(seed)
+        centroids = f[rng.choice(len(f), n_clusters, replace=False)]
+        labels = ((f[:, None, :] - centroids[None]) ** 2).sum(-1).argmin(1)
+        return centroids.astype(np.float32), labels.astype(np.int64)
+    raise ValueError(f"method must be 'kmeans' or 'random', got {method!r}")
+
+
+class DEC(nn.Module):
+    """An encoder plus ``K`` trainable centroids; ``forward`` gives the soft assignments ``q``.
+
+    The embedding is ``encoder.features`` (for the contrastive encoder, the normalised
+    projection). ``normalize=True`` L2-normalises it and multiplies by ``scale``, which
+    sets how sharp the Student-t kernel is: squared distances between unit vectors are
+    at most 4, so ``scale`` controls how far apart the clusters look.
+    """
+
+    def __init__(self, encoder: PatchEncoder, centroids: torch.Tensor | np.ndarray, *,
+                 alpha: float = 1.0, normalize: bool = True, scale: float = 1.0):
+        super().__init__()
+        if not isinstance(encoder, PatchEncoder):
+            raise TypeError(f"encoder must be a PatchEncoder, got {type(encoder).__name__}")
+        c = torch.as_tensor(np.asarray(centroids, dtype=np.float32))
+        _check_2d(c, "centroids")
+        dim = getattr(encoder, "feature_dim", encoder.config.d_model)
+        if c.shape[1] != dim:
+            raise ValueError(f"centroids have {c.shape[1]} features, the encoder gives {dim}")
+        if alpha <= 0 or scale <= 0:
+            raise ValueError(f"alpha and scale must be positive, got {alpha}, {scale}")
+        self.encoder = encoder
+        self.centroids = nn.Parameter(c.clone())
+        self.alpha, self.normalize, self.scale = alpha, normalize, scale
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        z = self.encoder.features(images)
+        return self.scale * F.normalize(z, dim=1) if self.normalize else z
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return soft_assignment(self.embed(images), self.centroids, self.alpha)
+
+    @torch.no_grad()
+    def assignments(self, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+        """Soft assignments of all images (eval mode, no gradients), ``(N, K)``."""
+        was = self.training
+        self.eval()
+        q = torch.cat([self(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
+        self.train(was)
+        return q
+
+
+@torch.no_grad()
+def _embed_all(encoder: PatchEncoder, x: torch.Tensor, normalize: bool, scale: float) -> np.ndarray:
+    z = torch.cat([encoder.features(x[i:i + 512]) for i in range(0, len(x), 512)])
+    return (scale * F.normalize(z, dim=1) if normalize else z).numpy()
+
+
+def run_dec(encoder: PatchEncoder, images, n_clusters: int = 10, *, epochs: int = 30,
+            batch_size: int = 256, lr: float = 1e-4, centroid_lr: float | None = None,
+            init: str = "kmeans", alpha: float = 1.0, normalize: bool = True, scale: float = 1.0,
+            augment: AugmentConfig | None = None, labels=None, seed: int = 0,
+            desc: str = "DEC") -> tuple[DEC, dict[str, list]]:
+    """Initialise centroids, then train encoder and centroids jointly with DEC's KL loss.
+
+    The target ``P`` is recomputed from all images at the start of every epoch and held
+    fixed during it. With ``augment`` (an :class:`~utils.augment.AugmentConfig`), the
+    assignments ``Q`` in the loss are computed on a random view of each image while ``P``
+    comes from the clean image, as in DEC-DA (Guo et al., 2018): the encoder must assign
+    every view of a digit to the cluster the clean digit is confidently in.
+
+    ``labels`` are used **only for evaluation** (the loss never sees them): when given,
+    the history records the ARI (and Hungarian accuracy) of the hard assignments after
+    each epoch, with entry 0 describing the initialisation.
+
+    Returns ``(dec, history)``; ``history`` has ``loss`` (per epoch), ``changed`` (the
+    fraction of points whose hard cluster changed during that epoch) and, with labels,
+    ``ari`` and ``acc`` (``epochs + 1`` values each). The encoder passed in is modified
+    in place (pass a copy to keep the original).
+    """
+    from sklearn.metrics import adjusted_rand_score
+
+    x = images if torch.is_tensor(images) else torch.as_tensor(np.asarray(images))
+    if x.ndim != 3 or len(x) == 0:
+        raise ValueError(f"images must be a non-empty (N, H, W) array, got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"images must be floating point, got {x.dtype}")
+    if not torch.isfinite(x).all():
+        raise ValueError("images contain NaN or infinite values")
+    x = x.float()
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"epochs and batch_size must be positive, got {epochs}, {batch_size}")
+    y = None
+    if labels is not None:
+        y = np.asarray(labels)
+        if y.shape != (len(x),):
+            raise ValueError(f"labels must have shape ({len(x)},), got {y.shape}")
+    try:
+        from .metrics import cluster_accuracy
+    except ImportError:  # pragma: no cover - metrics are part of the package
+        cluster_accuracy = None
+
+    encoder.eval()
+    feats = _embed_all(encoder, x, normalize, scale)
+    centroids, start = init_centroids(feats, n_clusters, init, seed)
+    torch.manual_seed(seed)
+    dec = DEC(encoder, centroids, alpha=alpha, normalize=normalize, scale=scale)
+    centroid_lr = lr * 100 if centroid_lr is None else centroid_lr
+    opt = torch.optim.Adam([{"params": dec.encoder.parameters(), "lr": lr},
+                            {"params": [dec.centroids], "lr": centroid_lr}])
+    gen = torch.Generator().manual_seed(seed)
+    history: dict[str, list] = defaultdict(list)
+
+    def log_eval(assign: np.ndarray) -> None:
+        if y is not None:
+            history["ari"].append(float(adjusted_rand_score(y, assign)))
+            if cluster_accuracy is not None:
+                history["acc"].append(float(cluster_accuracy(y, assign)))
+
+    previous = dec.assignments(x).argmax(1).numpy()
+    log_eval(previous)
+    for epoch in progress(range(epochs), desc=desc):
+        p_all = target_distribution(dec.assignments(x))
+        dec.train()
+        order = torch.randperm(len(x), generator=gen)
+        total = 0.0
+        for step, idx in enumerate(order.split(batch_size)):
+            batch = x[idx] if augment is None else augment_images(x[idx], augment, generator=gen)
+            loss = dec_loss(dec(batch), p_all[idx])
+            total += check_finite(loss, f"DEC epoch {epoch}, step {step}") * len(idx)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        current = dec.assignments(x).argmax(1).numpy()
+        history["loss"].append(total / len(x))
+        history["changed"].append(float((current != previous).mean()))
+        log_eval(current)
+        previous = current
+    dec.eval()
+    return dec, dict(history)
