@@ -24,6 +24,7 @@ DEBRIS = [
     (re.compile(r"\b\w*Warning\b"), "a warning"),
     (re.compile(r"\d+%\|"), "a progress bar"),
     (re.compile(r"\d+(\.\d+)?(it/s|s/it)\b"), "a progress bar"),
+    (re.compile(r"<[\w.]+ (object )?at 0x[0-9a-f]+>"), "an object's default repr"),
 ]
 
 
