@@ -47,7 +47,8 @@ def reduce(x, how: str, *, n_components: int | None = None, seed: int = 0, **par
     """Map ``x`` to fewer dimensions with ``"pca"``, ``"umap"`` or ``"tsne"``.
 
     Defaults: PCA to 30 dimensions; UMAP to 10 dimensions with ``n_neighbors=30`` and
-    ``min_dist=0`` (settings that favour clustering over pretty pictures); t-SNE to 2.
+    ``min_dist=0`` (settings that favour clustering over pretty pictures); t-SNE to 2,
+    initialised by PCA, with 500 iterations (half sklearn's default, to save time).
     UMAP runs with ``n_jobs=1`` and a fixed ``random_state``, so it is deterministic.
     Extra ``params`` go to the estimator.
     """
@@ -71,7 +72,7 @@ def reduce(x, how: str, *, n_components: int | None = None, seed: int = 0, **par
     if how == "tsne":
         from sklearn.manifold import TSNE
 
-        kw = {"perplexity": 30.0, "init": "pca", **params}
+        kw = {"perplexity": 30.0, "init": "pca", "max_iter": 500, **params}
         if kw["perplexity"] >= len(x):
             raise ValueError(f"t-SNE perplexity={kw['perplexity']} must be < n_samples={len(x)}")
         return TSNE(n_components=n_components or 2, random_state=seed, **kw).fit_transform(x)

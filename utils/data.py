@@ -140,6 +140,8 @@ def docstring_corpus_frame(min_count: int = 20):
     2. ``within_label_duplicates``: the same summary twice in one subpackage (a function
        exported by two namespaces); the first copy is kept.
     3. ``small_classes``: subpackages with fewer than ``min_count`` summaries left.
+
+    ``frame.attrs["cross_label_names"]`` lists the functions dropped by rule 1.
     """
     import pandas as pd
 
@@ -150,12 +152,15 @@ def docstring_corpus_frame(min_count: int = 20):
     key = df["summary"].str.lower().str.split().str.join(" ")
     n_labels = df.assign(key=key).groupby("key")["subpackage"].transform("nunique")
     cross = n_labels > 1
+    cross_rows = df[cross]
     df, key = df[~cross], key[~cross]
     dup = df.assign(key=key).duplicated(["subpackage", "key"], keep="first")
     df = df[~dup]
     counts = df["subpackage"].value_counts()
     small = df["subpackage"].map(counts) < min_count
     df = df[~small].sort_values(["subpackage", "module", "name"]).reset_index(drop=True)
+    df.attrs["cross_label_names"] = sorted(
+        (f"{m}.{n}" for m, n in zip(cross_rows["module"], cross_rows["name"], strict=True)))
     df.attrs["dropped"] = {
         "cross_label_duplicates": int(cross.sum()),
         "within_label_duplicates": int(dup.sum()),

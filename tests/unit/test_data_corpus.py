@@ -75,3 +75,10 @@ def test_min_count_drops_small_classes():
 def test_bad_min_count(bad):
     with pytest.raises(ValueError, match="min_count"):
         load_docstring_corpus(min_count=bad)
+
+
+def test_cross_label_duplicates_are_listed():
+    df = docstring_corpus_frame()
+    names = df.attrs["cross_label_names"]
+    assert len(names) == df.attrs["dropped"]["cross_label_duplicates"]
+    assert all(n.startswith("scipy.") for n in names)
