@@ -172,8 +172,8 @@ def _embed_all(encoder: PatchEncoder, x: torch.Tensor, normalize: bool, scale: f
 
 
 def run_dec(encoder: PatchEncoder, images, n_clusters: int = 10, *, epochs: int = 30,
-            batch_size: int = 256, lr: float = 1e-4, centroid_lr: float | None = None,
-            init: str = "kmeans", alpha: float = 1.0, normalize: bool = True, scale: float = 1.0,
+            batch_size: int = 256, lr: float = 3e-4, centroid_lr: float | None = None,
+            init: str = "kmeans", alpha: float = 1.0, normalize: bool = True, scale: float = 3.0,
             augment: AugmentConfig | None = None, labels=None, seed: int = 0,
             desc: str = "DEC") -> tuple[DEC, dict[str, list]]:
     """Initialise centroids, then train encoder and centroids jointly with DEC's KL loss.

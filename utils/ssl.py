@@ -50,6 +50,8 @@ __all__ = [
     "default_config",
     "train_ssl",
     "pretrained_digits_encoder",
+    "pretrained_masked_model",
+    "evaluate_features",
     "encode",
 ]
 
@@ -216,7 +218,7 @@ class SSLConfig:
 def default_config(objective: str = "contrastive", seed: int = 0) -> SSLConfig:
     """The settings the book uses for each objective (the masked one sees no augmentation)."""
     if objective == "masked":
-        return SSLConfig(objective="masked", epochs=40, batch_size=128, seed=seed,
+        return SSLConfig(objective="masked", epochs=20, batch_size=128, seed=seed,
                          encoder=replace(DIGITS_ENCODER, patch_size=2),
                          augment=AugmentConfig(max_rotation=0.0, scale_low=1.0, scale_high=1.0,
                                                max_shift=0.0, contrast_low=1.0, noise_std=0.0,
@@ -237,7 +239,8 @@ def _lr_factor(step: int, total: int, warmup: int) -> float:
 
 
 def train_ssl(config: SSLConfig, images: torch.Tensor | np.ndarray, *, callback=None,
-              desc: str | None = None) -> tuple[PatchEncoder, dict[str, list[float]]]:
+              desc: str | None = None, _keep: dict | None = None
+              ) -> tuple[PatchEncoder, dict[str, list[float]]]:
     """Train a fresh :class:`PatchEncoder` with ``config``'s objective on ``images`` (no labels).
 
     Deterministic given ``config.seed``: the initial weights, batch order, augmentations
@@ -291,16 +294,14 @@ def train_ssl(config: SSLConfig, images: torch.Tensor | np.ndarray, *, callback=
             for k, v in (callback(epoch, encoder) or {}).items():
                 history.setdefault(k, []).append(float(v))
     encoder.eval()
+    if _keep is not None and isinstance(model, MaskedModel):
+        _keep["decoder"] = model.decoder.state_dict()
     return encoder, history
 
 
 # --------------------------------------------------------------------------- public API
-def pretrained_digits_encoder(objective: str = "contrastive", seed: int = 0) -> PatchEncoder:
-    """The book's encoder pretrained on all 1,797 digits, in eval mode.
-
-    Loaded from :func:`utils.runtime.cached_state` (key: every training setting), or
-    trained deterministically and cached when the cache has no such model.
-    """
+def _pretrained(objective: str, seed: int):
+    """Load (or train and cache) one pretrained model: ``(encoder, history, extra_state)``."""
     if objective not in ("contrastive", "masked"):
         raise ValueError(f"objective must be 'contrastive' or 'masked', got {objective!r}")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
@@ -311,14 +312,82 @@ def pretrained_digits_encoder(objective: str = "contrastive", seed: int = 0) -> 
 
     def train() -> dict[str, torch.Tensor]:
         images, _ = load_digits_images()
-        encoder, _ = train_ssl(config, images)
-        return encoder.state_dict()
+        holder = {}
+        encoder, history = train_ssl(config, images, _keep=holder)
+        state = {**encoder.state_dict(), "history.loss": torch.tensor(history["loss"])}
+        if "decoder" in holder:
+            state.update({f"extra.decoder.{k}": v for k, v in holder["decoder"].items()})
+        return state
 
-    state = runtime.cached_state(f"digits-ssl-{objective}", config.as_dict(), train,
-                                 verbose=False)
+    state = dict(runtime.cached_state(f"digits-ssl-{objective}",
+                                      {**config.as_dict(), "format": 2}, train, verbose=False))
+    history = {k.removeprefix("history."): state.pop(k).tolist()
+               for k in list(state) if k.startswith("history.")}
+    extra = {k.removeprefix("extra."): state.pop(k) for k in list(state) if k.startswith("extra.")}
     encoder = _new_encoder(config)
     encoder.load_state_dict(state)
-    return encoder.eval()
+    return encoder.eval(), history, extra
+
+
+def pretrained_digits_encoder(objective: str = "contrastive", seed: int = 0, *,
+                              with_history: bool = False):
+    """The book's encoder pretrained on all 1,797 digits (no labels), in eval mode.
+
+    Loaded from :func:`utils.runtime.cached_state` (key: every training setting), or
+    trained deterministically and cached when the cache has no such model. The
+    contrastive encoder is a :class:`ContrastiveEncoder`, the masked one a
+    :class:`MaskedEncoder`; both are :class:`PatchEncoder` s. With ``with_history=True``
+    the result is ``(encoder, history)``, ``history["loss"]`` holding the epoch losses.
+    """
+    encoder, history, _ = _pretrained(objective, seed)
+    return (encoder, history) if with_history else encoder
+
+
+def pretrained_masked_model(seed: int = 0) -> MaskedModel:
+    """The masked-patch encoder together with its pixel decoder (same cache entry), in eval mode."""
+    encoder, _, extra = _pretrained("masked", seed)
+    model = MaskedModel(encoder)
+    model.decoder.load_state_dict({k.removeprefix("decoder."): v for k, v in extra.items()})
+    return model.eval()
+
+
+def evaluate_features(features, labels, *, n_clusters: int = 10, seed: int = 0,
+                      k: int = 5) -> dict[str, float]:
+    """Label-based diagnostics of frozen features (the labels are used only here).
+
+    * ``knn_acc``: accuracy of a ``k``-nearest-neighbour classifier (cosine distance),
+    * ``linear_acc``: accuracy of a logistic-regression probe on standardised features,
+
+    both trained on a stratified 75 % split and scored on the other 25 %, and
+
+    * ``kmeans_ari``: adjusted Rand index of k-means (``n_clusters``, 10 restarts) on
+      all the features against the labels.
+    """
+    from sklearn.cluster import KMeans
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import adjusted_rand_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    f = np.asarray(features, dtype=np.float64)
+    y = np.asarray(labels)
+    if f.ndim != 2 or len(f) == 0:
+        raise ValueError(f"features must be a non-empty 2-D array, got shape {f.shape}")
+    if not np.isfinite(f).all():
+        raise ValueError("features contain NaN or infinite values")
+    if y.shape != (len(f),):
+        raise ValueError(f"labels must have shape ({len(f)},), got {y.shape}")
+    if n_clusters > len(f):
+        raise ValueError(f"n_clusters={n_clusters} is larger than the number of points {len(f)}")
+    f_tr, f_te, y_tr, y_te = train_test_split(f, y, test_size=0.25, random_state=seed,
+                                              stratify=y)
+    knn = KNeighborsClassifier(k, metric="cosine").fit(f_tr, y_tr)
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(f_tr, y_tr)
+    pred = KMeans(n_clusters, n_init=10, random_state=seed).fit_predict(f)
+    return {"knn_acc": float(knn.score(f_te, y_te)), "linear_acc": float(probe.score(f_te, y_te)),
+            "kmeans_ari": float(adjusted_rand_score(y, pred))}
 
 
 @torch.no_grad()

@@ -129,3 +129,15 @@ def test_run_dec_tiny():
         dec.run_dec(PatchEncoder(TINY), np.full((4, 8, 8), np.nan, np.float32), 2, epochs=1)
     with pytest.raises(ValueError, match="larger than the number of points"):
         dec.run_dec(PatchEncoder(TINY), x[:2], 3, epochs=1)
+
+
+def test_checks_accept_the_reference_and_reject_mistakes(capsys):
+    from utils import checks
+
+    assert checks.check_soft_assignment(dec.soft_assignment, seed=0)
+    assert not checks.check_soft_assignment(
+        lambda z, mu, a: torch.softmax(-torch.cdist(z, mu) ** 2, 1), seed=0)
+    assert checks.check_target_distribution(dec.target_distribution, seed=0)
+    assert not checks.check_target_distribution(lambda q: q**2 / (q**2).sum(1, keepdim=True),
+                                                seed=0)
+    assert "Hint" in capsys.readouterr().out

@@ -118,9 +118,10 @@ def test_pretrained_encoder_trains_once_then_loads(monkeypatch, tmp_path):
     monkeypatch.setattr(ssl, "default_config", lambda objective, seed: ssl.SSLConfig(
         objective=objective, encoder=TINY, epochs=1, batch_size=10, seed=seed))
     enc = ssl.pretrained_digits_encoder("contrastive", seed=0)
-    assert isinstance(enc, PatchEncoder) and not enc.training
+    assert isinstance(enc, ssl.ContrastiveEncoder) and not enc.training
     assert len(list(tmp_path.glob("*.pt"))) == 1
-    again = ssl.pretrained_digits_encoder("contrastive", seed=0)
+    again, hist = ssl.pretrained_digits_encoder("contrastive", seed=0, with_history=True)
+    assert len(hist["loss"]) == 1 and np.isfinite(hist["loss"]).all()
     for a, b in zip(enc.state_dict().values(), again.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     with pytest.raises(ValueError, match="objective"):
@@ -163,3 +164,50 @@ def test_encoders_features():
     assert np.allclose(ssl.encode(m, x, pool="mean"), ssl.encode(m, x), atol=1e-6)
     with pytest.raises(ValueError, match="pool"):
         ssl.encode(m, x, pool="max")
+
+
+def test_checks_accept_the_reference_and_reject_mistakes(capsys):
+    from utils import checks
+
+    assert checks.check_nt_xent(ssl.nt_xent, seed=0)
+    assert not checks.check_nt_xent(lambda a, b, t: ssl.nt_xent(a, b, 1.0), seed=0)
+    assert checks.check_masked_mse(lambda p, t, m: (((p - t) ** 2).mean(-1) * m).sum() / m.sum(),
+                                   seed=0)
+    assert not checks.check_masked_mse(lambda p, t, m: ((p - t) ** 2).mean(), seed=0)
+    assert "Hint" in capsys.readouterr().out
+
+
+def test_evaluate_features():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 20)
+    f = np.eye(3)[y] * 5 + rng.normal(scale=0.1, size=(60, 3))
+    scores = ssl.evaluate_features(f, y, n_clusters=3)
+    assert set(scores) == {"knn_acc", "linear_acc", "kmeans_ari"}
+    assert all(v > 0.99 for v in scores.values())
+    noise = ssl.evaluate_features(rng.normal(size=(60, 3)), y, n_clusters=3)
+    assert noise["kmeans_ari"] < 0.2
+    with pytest.raises(ValueError, match="NaN"):
+        ssl.evaluate_features(np.full((60, 3), np.nan), y)
+    with pytest.raises(ValueError, match="labels"):
+        ssl.evaluate_features(f, y[:10])
+    with pytest.raises(ValueError, match="non-empty"):
+        ssl.evaluate_features(np.zeros((0, 3)), y[:0])
+    with pytest.raises(ValueError, match="larger than"):
+        ssl.evaluate_features(f[:8], y[:8], n_clusters=10)
+
+
+def test_pretrained_masked_model_restores_the_decoder(monkeypatch, tmp_path):
+    import utils.data
+
+    monkeypatch.setenv("TFUL_CACHE", str(tmp_path))
+    x = np.random.default_rng(0).random((20, 8, 8), dtype=np.float32)
+    monkeypatch.setattr(utils.data, "load_digits_images", lambda: (x, np.zeros(20, np.int64)))
+    monkeypatch.setattr(ssl, "default_config", lambda objective, seed: ssl.SSLConfig(
+        objective=objective, encoder=TINY, epochs=2, batch_size=10, seed=seed))
+    model = ssl.pretrained_masked_model(seed=0)           # trains and caches
+    again = ssl.pretrained_masked_model(seed=0)           # loads
+    assert isinstance(model.encoder, ssl.MaskedEncoder) and not model.training
+    assert torch.equal(model.decoder.weight, again.decoder.weight)
+    assert not torch.equal(model.decoder.weight, ssl.MaskedModel(ssl.MaskedEncoder(TINY)).decoder.weight)
+    with pytest.raises(ValueError, match="seed"):
+        ssl.pretrained_masked_model(seed=1.5)
