@@ -35,6 +35,27 @@ def test_digits_fid_floor_and_noise(split):
     assert fn.digits_fid(x_te, reference=x_te, n=None) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_digits_fid_matches_torchmetrics_with_our_features(split):
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    class Features(torch.nn.Module):  # torchmetrics calls forward(images), reads num_features
+        def __init__(self, net):
+            super().__init__()
+            self.net, self.num_features = net, net.num_features
+
+        def forward(self, images):
+            return self.net.features(images)
+
+    x_tr, x_te, _, _ = split
+    fake = x_tr[:300]
+    tm = FrechetInceptionDistance(feature=Features(fn.feature_classifier()))
+    tm.update(torch.tensor(x_te), real=True)
+    tm.update(torch.tensor(fake), real=False)
+    ours = fn.digits_fid(fake, n=None)
+    assert ours == pytest.approx(float(tm.compute()), rel=1e-5)
+    assert ours == pytest.approx(fn.digits_fid(fake, reference=x_te, n=None), rel=1e-9)
+
+
 def test_digits_inception_score(split):
     _, x_te, _, _ = split
     assert 9.0 < fn.digits_inception_score(x_te) <= 10.0

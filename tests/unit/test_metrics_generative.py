@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 import scipy.linalg
+import scipy.stats
 import torch
+from sklearn.neighbors import NearestNeighbors
 
 from utils.metrics import (
     feature_statistics,
@@ -109,6 +111,15 @@ def test_inception_score_extremes_and_formula():
     assert inception_score(p) == pytest.approx(float(want), rel=1e-6)
 
 
+def test_inception_score_matches_scipy_entropy():
+    rng = np.random.default_rng(7)
+    logits = rng.normal(scale=3.0, size=(30, 10))
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    p[0] = np.eye(10)[3]  # an exactly one-hot row: 0 log 0 = 0
+    want = np.exp(np.mean([scipy.stats.entropy(row, p.mean(0)) for row in p]))
+    assert inception_score(p) == pytest.approx(float(want), rel=1e-10)
+
+
 @pytest.mark.parametrize("bad, match", [
     (np.array([[0.5, 0.6]]), "sum to 1"),
     (np.array([[1.5, -0.5]]), "negative"),
@@ -132,6 +143,22 @@ def test_precision_recall():
     # far-away samples: neither
     p, r = generative_precision_recall(real, rng.normal(10.0, 1.0, size=(200, 2)))
     assert p == 0.0 and r == 0.0
+
+
+def test_precision_recall_matches_sklearn_neighbours():
+    rng = np.random.default_rng(8)
+    real, fake = rng.normal(size=(80, 5)), rng.normal(0.5, 1.2, size=(60, 5))
+    k = 3
+
+    def coverage(ref, other):
+        # the k-th neighbour of each ref point among the others (n_neighbors includes itself)
+        radii = NearestNeighbors(n_neighbors=k + 1).fit(ref).kneighbors(ref)[0][:, k]
+        dist, idx = NearestNeighbors(n_neighbors=len(ref)).fit(ref).kneighbors(other)
+        return float((dist <= radii[idx] + 1e-12).any(axis=1).mean())
+
+    p, r = generative_precision_recall(real, fake, k=k)
+    assert (p, r) == pytest.approx((coverage(real, fake), coverage(fake, real)))
+    assert 0.0 < p < r < 1.0  # a wider, shifted fake cloud: it covers the reals, strays beyond
 
 
 def test_precision_recall_bad_input():
