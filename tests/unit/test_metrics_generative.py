@@ -169,3 +169,22 @@ def test_precision_recall_bad_input():
         generative_precision_recall(x, x, k=10)
     with pytest.raises(ValueError, match="positive int"):
         generative_precision_recall(x, x, k=0)
+
+
+def test_evaluation_checks_pass_the_reference_and_reject_mistakes(capsys):
+    from utils import checks
+
+    assert checks.check_frechet_distance(frechet_distance, seed=0)
+    assert checks.check_inception_score(inception_score, seed=0)
+    assert "✅" in capsys.readouterr().out
+
+    def fid_without_cross_term(mu1, s1, mu2, s2):  # forgets -2 tr(sqrt(s1 s2))
+        return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2))
+
+    def is_without_exp(probs):  # returns the mean KL, not its exponential
+        return float(np.log(inception_score(probs)))
+
+    assert not checks.check_frechet_distance(fid_without_cross_term, seed=0)
+    assert not checks.check_inception_score(is_without_exp, seed=0)
+    out = capsys.readouterr().out
+    assert out.count("❌") == 2 and "Hint" in out

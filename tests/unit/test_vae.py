@@ -31,6 +31,7 @@ def test_gaussian_kl_matches_torch_distributions():
     torch.testing.assert_close(vae.kl_per_dimension(mu, logvar),
                                torch.distributions.kl_divergence(q, p).mean(0))
     assert checks.check_gaussian_kl(vae.gaussian_kl)
+    assert not checks.check_gaussian_kl(lambda m, lv: vae.gaussian_kl(m, lv).sum(-1), seed=0)
 
 
 def test_reparameterize_moments_and_gradient():
@@ -46,6 +47,8 @@ def test_reparameterize_moments_and_gradient():
     torch.testing.assert_close(vae.reparameterize(mu.detach(), logvar.detach(), eps),
                                torch.tensor([2.0, 0.0]))
     assert checks.check_reparameterize(lambda m, lv, e: vae.reparameterize(m, lv, e))
+    # the classic mistake: scaling the noise by the variance instead of the standard deviation
+    assert not checks.check_reparameterize(lambda m, lv, e: m + lv.exp() * e, seed=0)
 
 
 def test_active_units_and_kl_weight():
@@ -134,6 +137,8 @@ def test_bad_input():
         vae.reparameterize(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(3))
     with pytest.raises(ValueError, match="B >= 2"):
         vae.active_units(torch.zeros(1, 3))
+    with pytest.raises(ValueError, match="latent_dim"):
+        vae.kl_per_dimension(torch.zeros(3), torch.zeros(3))
     with pytest.raises(ValueError, match="likelihood"):
         vae.TransformerVAE(vae.VAEConfig(likelihood="gaussian"))
     with pytest.raises(ValueError, match="z_to_tokens"):
