@@ -144,18 +144,23 @@ class ContrastiveEncoder(PatchEncoder):
 
 
 class MaskedEncoder(PatchEncoder):
-    """A :class:`PatchEncoder` for masked-patch pretraining; :meth:`features` mean-pools the
-    patch tokens (the reconstruction loss trains the patch tokens, not the [CLS] token)."""
+    """A :class:`PatchEncoder` for masked-patch pretraining.
+
+    :meth:`features` concatenates the final states of all patch tokens, ``(B, N * d_model)``:
+    the reconstruction loss trains each patch token to describe its patch, and neither the
+    [CLS] token nor an average over patches is trained for anything (``encode(...,
+    pool="mean")`` gives the average, for comparison).
+    """
 
     @property
     def feature_dim(self) -> int:
-        return self.config.d_model
+        return self.n_patches * self.config.d_model
 
     def cls_features(self, images: torch.Tensor) -> torch.Tensor:
         return self(images)[:, 0]
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        return self(images)[:, 1:].mean(dim=1)
+        return self(images)[:, 1:].flatten(1)
 
 
 class MaskedModel(nn.Module):

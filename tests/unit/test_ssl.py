@@ -160,8 +160,10 @@ def test_encoders_features():
     assert c.feature_dim == 5 and c.cls_features(x).shape == (4, 16)
     assert np.allclose(ssl.encode(c, x, pool="cls"), c.cls_features(x).detach().numpy(), atol=1e-6)
     m = ssl.MaskedEncoder(TINY).eval()
-    assert torch.allclose(m.features(x), m(x)[:, 1:].mean(1))
-    assert np.allclose(ssl.encode(m, x, pool="mean"), ssl.encode(m, x), atol=1e-6)
+    assert torch.allclose(m.features(x), m(x)[:, 1:].reshape(4, -1))
+    assert m.feature_dim == 16 * 16 and ssl.encode(m, x).shape == (4, 256)
+    assert np.allclose(ssl.encode(m, x, pool="mean"), m(x)[:, 1:].mean(1).detach().numpy(),
+                       atol=1e-6)
     with pytest.raises(ValueError, match="pool"):
         ssl.encode(m, x, pool="max")
 
