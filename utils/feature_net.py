@@ -15,6 +15,8 @@ Convenience metrics on ``(N, 8, 8)`` images in ``[0, 1]``:
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 from torch import nn
@@ -33,6 +35,7 @@ __all__ = [
     "fid_reference_images",
     "digits_fid",
     "digits_inception_score",
+    "TRAIN_THREADS",
 ]
 
 FEATURE_CONFIG = {
@@ -100,18 +103,41 @@ def _train(cfg: dict) -> dict[str, torch.Tensor]:
     return model.state_dict()
 
 
+# Float sums are split differently across threads, so the thread count is part of the
+# training recipe: the same config trained with 1 or 2 threads gives (slightly) different
+# weights and FIDs. The cached classifier is trained with exactly this many threads,
+# whatever the caller has set.
+TRAIN_THREADS = 2
+
+
+@contextmanager
+def _threads(n: int):
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _train_pinned(cfg: dict) -> dict[str, torch.Tensor]:
+    with _threads(TRAIN_THREADS):
+        return _train(cfg)
+
+
 _MODEL: dict[str, FeatureClassifier] = {}
 
 
 def feature_classifier(verbose: bool = False) -> FeatureClassifier:
     """The cached digits classifier in eval mode.
 
-    Trained deterministically (a few seconds) when the cache holds no copy.
+    Trained deterministically (a few seconds, with ``TRAIN_THREADS`` threads) when the
+    cache holds no copy.
     """
     key = runtime.config_hash(FEATURE_CONFIG)
     if key not in _MODEL:
         state = runtime.cached_state("feature_net", FEATURE_CONFIG,
-                                     lambda: _train(FEATURE_CONFIG), verbose=verbose)
+                                     lambda: _train_pinned(FEATURE_CONFIG), verbose=verbose)
         model = FeatureClassifier(FEATURE_CONFIG["channels"], FEATURE_CONFIG["n_features"],
                                   dropout=FEATURE_CONFIG["dropout"])
         model.load_state_dict(state)

@@ -20,6 +20,7 @@ The loss is the negative ELBO with two cures for posterior collapse: a KL weight
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import torch
@@ -42,6 +43,7 @@ __all__ = [
     "train_vae",
     "VAE_CONFIG",
     "pretrained_vae",
+    "TRAIN_THREADS",
 ]
 
 
@@ -310,6 +312,22 @@ def train_vae(config: VAEConfig, images: torch.Tensor, *,
 # The book's VAE: per-token z projection, KL warm-up and free bits (chapter 7).
 VAE_CONFIG = VAEConfig()
 
+# Float sums are split differently across threads, so the thread count is part of the
+# training recipe: the cached VAE is trained with exactly this many threads, whatever the
+# caller has set, so that every chapter (and every build order) gets the same model.
+TRAIN_THREADS = 1
+
+
+@contextmanager
+def _threads(n: int):
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 _HISTORY = "history."
 _CACHE: dict[str, tuple[TransformerVAE, dict]] = {}
 
@@ -319,7 +337,7 @@ def pretrained_vae(config: VAEConfig = VAE_CONFIG, *, return_history: bool = Fal
     """The book's Transformer-VAE trained on the digits train split.
 
     Loaded from the cache, or trained deterministically when missing (about a
-    minute on a laptop CPU). Returned in eval mode without gradients; with
+    minute on a laptop CPU, always with ``TRAIN_THREADS`` threads). Returned in eval mode without gradients; with
     ``return_history=True`` also the per-epoch training history of :func:`train_vae`.
     """
     from .data import digits_split
@@ -329,7 +347,8 @@ def pretrained_vae(config: VAEConfig = VAE_CONFIG, *, return_history: bool = Fal
     if key not in _CACHE:
         def train() -> dict[str, torch.Tensor]:
             x_tr = torch.tensor(digits_split()[0])
-            model, history = train_vae(config, x_tr, desc="pretrained VAE")
+            with _threads(TRAIN_THREADS):
+                model, history = train_vae(config, x_tr, desc="pretrained VAE")
             state = dict(model.state_dict())
             state.update({_HISTORY + k: torch.tensor(v, dtype=torch.float64)
                           for k, v in history.items()})

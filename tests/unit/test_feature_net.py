@@ -27,6 +27,19 @@ def test_classifier_accuracy_and_api(split):
     assert fn.feature_classifier() is net  # loaded once per process
 
 
+def test_classifier_trains_with_a_fixed_thread_count(monkeypatch):
+    seen = []
+    monkeypatch.setattr(fn, "_train", lambda cfg: seen.append(torch.get_num_threads()) or {})
+    old = torch.get_num_threads()
+    caller = 1 if fn.TRAIN_THREADS != 1 else 2
+    torch.set_num_threads(caller)
+    try:
+        assert fn._train_pinned(fn.FEATURE_CONFIG) == {}
+        assert seen == [fn.TRAIN_THREADS] and torch.get_num_threads() == caller
+    finally:
+        torch.set_num_threads(old)
+
+
 def test_digits_fid_floor_and_noise(split):
     x_tr, x_te, _, _ = split
     floor = fn.digits_fid(x_tr, n=1000)

@@ -119,6 +119,30 @@ def test_pretrained_vae_caches_model_and_history(tmp_path, monkeypatch):
     assert vae.pretrained_vae(TINY) is model
 
 
+def test_pretrained_vae_trains_with_a_fixed_thread_count(tmp_path, monkeypatch):
+    import utils.data
+
+    monkeypatch.setenv("TFUL_CACHE", str(tmp_path))
+    small = (torch.randint(0, 17, (20, 8, 8)) / 16).numpy()
+    monkeypatch.setattr(utils.data, "digits_split", lambda: (small, small[:4], None, None))
+    seen = []
+    real_train = vae.train_vae
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(vae, "train_vae", spy)
+    old = torch.get_num_threads()
+    caller = 2 if vae.TRAIN_THREADS != 2 else 1
+    torch.set_num_threads(caller)
+    try:
+        vae.pretrained_vae(vae.VAEConfig(**{**TINY.as_dict(), "seed": 123}))
+        assert seen == [vae.TRAIN_THREADS] and torch.get_num_threads() == caller
+    finally:
+        torch.set_num_threads(old)
+
+
 def test_sharpen():
     logits = torch.tensor([-1.0, 0.0, 1.0])
     torch.testing.assert_close(vae.sharpen(logits, None), torch.sigmoid(logits))
