@@ -302,6 +302,23 @@ def _loop(gen: TransformerGenerator, disc: nn.Module, images: torch.Tensor, *,
     if lr_g <= 0 or lr_d <= 0:
         raise ValueError(f"learning rates must be positive, got lr_g={lr_g}, lr_d={lr_d}")
     diff_augment(images[:1], augment)  # validates the policy before any training
+    # These networks are tiny: a second intra-op thread costs more in synchronisation than it
+    # saves (several times slower on a busy 2-core machine), so the loop runs on one thread.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _loop_body(gen, disc, images, sample_latent=sample_latent, encoder=encoder,
+                          beta_n=beta_n, beta_c=beta_c, epochs=epochs, batch_size=batch_size,
+                          lr_g=lr_g, lr_d=lr_d, betas=betas, augment=augment, shift=shift,
+                          cutout=cutout, r1_gamma=r1_gamma, ema_decay=ema_decay, loss=loss,
+                          seed=seed, checkpoints=checkpoints, callback=callback, desc=desc)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _loop_body(gen, disc, images, *, sample_latent, encoder, beta_n, beta_c, epochs, batch_size,
+               lr_g, lr_d, betas, augment, shift, cutout, r1_gamma, ema_decay, loss, seed,
+               checkpoints, callback, desc) -> dict:
     torch.manual_seed(seed)
     rng = torch.Generator().manual_seed(seed)
     g_params = list(gen.parameters()) + (list(encoder.parameters()) if encoder is not None else [])
@@ -446,7 +463,7 @@ def sample_cluster_latent(n: int, noise_dim: int, n_clusters: int, *, sigma: flo
 
 def train_clustergan(gen: TransformerGenerator, disc: nn.Module,
                      encoder: TransformerLatentEncoder, images: torch.Tensor, *,
-                     sigma: float = 0.1, beta_n: float = 10.0, beta_c: float = 10.0,
+                     sigma: float = 0.1, beta_n: float = 1.0, beta_c: float = 1.0,
                      epochs: int = 30, batch_size: int = 64, lr_g: float = 1e-3,
                      lr_d: float = 2e-3, betas: tuple[float, float] = (0.0, 0.99),
                      augment: str = "cutout", cutout: int = 2, ema_decay: float | None = None,
@@ -499,7 +516,7 @@ GAN_CONFIG = {
 
 CLUSTERGAN_CONFIG = {
     "name": "transformer-clustergan", "version": 1, "noise_dim": 16, "n_clusters": 10,
-    "sigma": 0.1, "beta_n": 10.0, "beta_c": 10.0, "patch_size": 2, "d_patch": 4, "d_model": 64,
+    "sigma": 0.1, "beta_n": 1.0, "beta_c": 1.0, "patch_size": 2, "d_patch": 4, "d_model": 64,
     "n_heads": 4, "g_layers": 2, "d_layers": 2, "d_ff": 128, "epochs": 30, "batch_size": 64,
     "lr_g": 1e-3, "lr_d": 2e-3, "betas": [0.0, 0.99], "augment": "cutout", "cutout": 2,
     "seed": 0,
