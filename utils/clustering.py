@@ -83,7 +83,7 @@ def cluster(x, method: str, n_clusters: int | None = None, *, seed: int = 0,
             **params) -> np.ndarray:
     """Cluster the rows of ``x``; return integer labels (``-1`` marks noise).
 
-    ``kmeans`` (10 restarts), ``gmm`` (full covariances, 3 restarts), ``ward``
+    ``kmeans`` (10 restarts), ``gmm`` (full covariances, one k-means start), ``ward``
     (agglomerative, Ward linkage) and ``spectral`` (a 15-nearest-neighbour graph)
     need ``n_clusters``. ``dbscan`` needs ``eps`` (default 0.5) and ``hdbscan``
     takes ``min_cluster_size`` (default 15); both find the number of clusters
@@ -101,9 +101,9 @@ def cluster(x, method: str, n_clusters: int | None = None, *, seed: int = 0,
         if n_clusters > len(x):
             raise ValueError(f"n_clusters={n_clusters} is larger than the {len(x)} points")
     if method == "kmeans":
-        est = skc.KMeans(n_clusters, n_init=10, random_state=seed, **params)
+        est = skc.KMeans(n_clusters, random_state=seed, **{"n_init": 10, **params})
     elif method == "gmm":
-        kw = {"covariance_type": "full", "n_init": 3, "reg_covar": 1e-3, **params}
+        kw = {"covariance_type": "full", "n_init": 1, "reg_covar": 1e-3, **params}
         return GaussianMixture(n_clusters, random_state=seed, **kw).fit(x).predict(x)
     elif method == "ward":
         est = skc.AgglomerativeClustering(n_clusters, linkage="ward", **params)
@@ -135,7 +135,7 @@ def compare(representations: Mapping[str, np.ndarray], labels_true=None, *,
             n_clusters: int | None = None,
             seed: int = 0, noise: str = "cluster", params: Mapping[str, dict] | None = None,
             reduce_params: Mapping[str, dict] | None = None,
-            sample_size: int | None = None):
+            sample_size: int | None = None, return_details: bool = False):
     """Run every method on every representation; return one tidy DataFrame.
 
     ``representations`` maps a name to an ``(n, d)`` array (same ``n`` for all).
@@ -149,6 +149,9 @@ def compare(representations: Mapping[str, np.ndarray], labels_true=None, *,
     Columns: ``representation``, ``method``, ``clusters`` (found, noise excluded),
     ``noise_fraction``, ``ari``, ``nmi``, ``acc`` (with ``labels_true``),
     ``silhouette``, ``calinski_harabasz``, ``davies_bouldin``, ``seconds``.
+    With ``return_details=True`` the result is ``(frame, details)``, where
+    ``details["labels"][(representation, method)]`` holds each predicted labelling and
+    ``details["reduced"][(representation, reduction)]`` each reduced array, for reuse.
     """
     import pandas as pd
 
@@ -176,7 +179,7 @@ def compare(representations: Mapping[str, np.ndarray], labels_true=None, *,
         raise ValueError(f"labels_true has {len(labels_true)} labels for {n} points")
     params = dict(params or {})
     reduce_params = dict(reduce_params or {})
-    rows = []
+    rows, all_labels, all_reduced = [], {}, {}
     for rep, x in feats.items():
         reduced: dict[str, tuple[np.ndarray, float]] = {}
         for full, reduction, method in parsed[rep]:
@@ -193,9 +196,14 @@ def compare(representations: Mapping[str, np.ndarray], labels_true=None, *,
             seconds = time.perf_counter() - t0 + t_reduce
             scores = evaluate_clustering(x, pred, labels_true, noise=noise,
                                          sample_size=sample_size, random_state=seed)
+            all_labels[rep, full] = pred
             rows.append({"representation": rep, "method": full,
                          "clusters": scores.pop("n_clusters"), **scores, "seconds": seconds})
+        all_reduced.update({(rep, how): z for how, (z, _) in reduced.items()})
     cols = ["representation", "method", "clusters", "noise_fraction", "ari", "nmi", "acc",
             "silhouette", "calinski_harabasz", "davies_bouldin", "seconds"]
     df = pd.DataFrame(rows)
-    return df[[c for c in cols if c in df.columns]]
+    df = df[[c for c in cols if c in df.columns]]
+    if return_details:
+        return df, {"labels": all_labels, "reduced": all_reduced}
+    return df

@@ -28,6 +28,12 @@ def test_every_method_finds_well_separated_blobs(method):
     assert adjusted_rand_score(y, pred) > 0.9
 
 
+def test_method_defaults_can_be_overridden():
+    x, y = _blobs()
+    assert np.array_equal(cluster(x, "kmeans", 3, n_init=1), cluster(x, "kmeans", 3, n_init=1))
+    assert cluster(x, "gmm", 3, n_init=1, covariance_type="diag").shape == y.shape
+
+
 def test_methods_are_deterministic():
     x, _ = _blobs()
     for method in ("kmeans", "gmm", "spectral"):
@@ -48,15 +54,22 @@ def test_reductions(how, shape):
 
 def test_compare_table():
     x, y = _blobs()
-    df = compare({"raw": x, "noisy": x + 0.5}, y, n_clusters=3,
-                 methods=["kmeans", "ward", "pca+kmeans", "hdbscan"],
-                 reduce_params={"pca": {"n_components": 2}}, params={"hdbscan": {"min_cluster_size": 10}})
+    df, details = compare({"raw": x, "noisy": x + 0.5}, y, n_clusters=3,
+                          methods=["kmeans", "ward", "pca+kmeans", "hdbscan"],
+                          reduce_params={"pca": {"n_components": 2}},
+                          params={"hdbscan": {"min_cluster_size": 10}}, return_details=True)
     assert len(df) == 8
     assert list(df.columns[:3]) == ["representation", "method", "clusters"]
     assert {"ari", "nmi", "acc", "silhouette", "calinski_harabasz", "davies_bouldin", "seconds",
             "noise_fraction"} <= set(df.columns)
     assert (df.loc[df.method == "kmeans", "ari"] > 0.9).all()
     assert (df["seconds"] >= 0).all()
+    # labels and reductions are kept for reuse
+    assert np.array_equal(details["labels"]["raw", "kmeans"], cluster(x, "kmeans", 3))
+    assert details["reduced"]["noisy", "pca"].shape == (90, 2)
+    assert set(details["labels"]) == {(r, m) for r in ("raw", "noisy")
+                                      for m in ("kmeans", "ward", "pca+kmeans", "hdbscan")}
+    assert len(df.sort_values("ari").round(3)) == 8  # a plain DataFrame
 
 
 def test_compare_per_representation_methods_and_no_truth():
