@@ -115,7 +115,8 @@ def cached_state(
 
     The file is ``cache_dir()/<name>-<config_hash(config)>.pt`` and is read with
     ``torch.load(weights_only=True)``, so only tensors are ever unpickled.
-    ``train`` must be deterministic given ``config`` (seed inside it).
+    ``train`` must be deterministic given ``config`` (seed inside it). It runs with
+    gradients enabled even when the caller is inside ``torch.no_grad()``.
     """
     if not name or not name.replace("_", "").replace("-", "").isalnum():
         raise ValueError(f"cache name must be alphanumeric with - or _, got {name!r}")
@@ -124,7 +125,8 @@ def cached_state(
         if verbose:
             print(f"loaded {name} from cache ({path.name})")
         return torch.load(path, map_location="cpu", weights_only=True)
-    state = train()
+    with torch.enable_grad():  # the caller may be inside torch.no_grad(), e.g. an evaluation
+        state = train()
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise TypeError("train() must return a dict of tensors (a state dict)")
     tmp = path.with_suffix(".tmp")

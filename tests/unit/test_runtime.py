@@ -74,3 +74,16 @@ def test_cached_state_trains_once(tmp_path, monkeypatch):
         runtime.cached_state("bad", {}, lambda: {"w": 1}, verbose=False)
     with pytest.raises(ValueError, match="alphanumeric"):
         runtime.cached_state("../x", {}, train, verbose=False)
+
+
+def test_cached_state_trains_with_gradients_inside_no_grad(tmp_path, monkeypatch):
+    monkeypatch.setenv("TFUL_CACHE", str(tmp_path))
+
+    def train():
+        w = torch.ones(2, requires_grad=True)
+        (w * 3).sum().backward()
+        return {"grad": w.grad}
+
+    with torch.no_grad():
+        state = runtime.cached_state("needs-grad", {}, train, verbose=False)
+    assert torch.equal(state["grad"], torch.full((2,), 3.0))
