@@ -16,10 +16,12 @@ representation can be compared with each other.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .metrics.clustering import evaluate_clustering
 
@@ -43,6 +45,22 @@ def _features(x, name: str = "features") -> np.ndarray:
     return arr.astype(np.float32, copy=False)
 
 
+def _one_openmp_thread(fn):
+    """Run ``fn`` with OpenMP limited to one thread.
+
+    scikit-learn's OpenMP loops (k-means, t-SNE) were several times *slower* with two
+    threads than with one on the book's 2-core machine (threads spinning while they wait),
+    and on data of this size one thread is fast. The limit is lifted on return.
+    """
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with threadpool_limits(1, user_api="openmp"):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+@_one_openmp_thread
 def reduce(x, how: str, *, n_components: int | None = None, seed: int = 0, **params) -> np.ndarray:
     """Map ``x`` to fewer dimensions with ``"pca"``, ``"umap"`` or ``"tsne"``.
 
@@ -79,6 +97,7 @@ def reduce(x, how: str, *, n_components: int | None = None, seed: int = 0, **par
     raise ValueError(f"unknown reduction {how!r}; choose from {REDUCERS}")
 
 
+@_one_openmp_thread
 def cluster(x, method: str, n_clusters: int | None = None, *, seed: int = 0,
             **params) -> np.ndarray:
     """Cluster the rows of ``x``; return integer labels (``-1`` marks noise).
