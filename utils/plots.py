@@ -20,7 +20,12 @@ __all__ = [
 
 
 def set_style() -> None:
-    """Apply the book's theme (call once at the top of a notebook)."""
+    """Apply the book's theme (call once at the top of a notebook).
+
+    It also makes NumPy scalars display as plain numbers (``0.91``, not
+    ``np.float64(0.91)``), so glued values can be formatted in the text.
+    """
+    np.set_printoptions(legacy="1.25")
     sns.set_theme(context="notebook", style="whitegrid", palette="deep")
     plt.rcParams.update({"figure.figsize": (6.4, 4.0), "figure.dpi": 100,
                          "axes.titleweight": "bold", "image.cmap": "viridis"})
