@@ -158,7 +158,7 @@ def compare(representations: Mapping[str, np.ndarray], labels_true=None, *,
     """Run every method on every representation; return one tidy DataFrame.
 
     ``representations`` maps a name to an ``(n, d)`` array (same ``n`` for all).
-    ``methods`` are names from :data:`METHODS`, optionally prefixed by a reduction
+    ``methods`` are names from ``METHODS``, optionally prefixed by a reduction
     (``"umap+hdbscan"``, ``"tsne+kmeans"``), run on every representation; or a mapping
     from representation name to its own list (to skip costly runs). ``params`` maps a method name (with
     its prefix, e.g. ``"umap+hdbscan"``, or without, e.g. ``"dbscan"``) to extra

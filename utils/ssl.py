@@ -118,7 +118,7 @@ def random_token_mask(batch: int, n_tokens: int, mask_ratio: float, *,
 
 # --------------------------------------------------------------------------- models
 class ContrastiveEncoder(PatchEncoder):
-    """A :class:`PatchEncoder` with a projection head ``Linear -> GELU -> Linear``.
+    """A :class:`~utils.transformer.PatchEncoder` with a projection head ``Linear -> GELU -> Linear``.
 
     :meth:`features` is the L2-normalised projection of the [CLS] state: the space in
     which NT-Xent compares views, and the one whose geometry (cosine similarity) the
@@ -144,7 +144,7 @@ class ContrastiveEncoder(PatchEncoder):
 
 
 class MaskedEncoder(PatchEncoder):
-    """A :class:`PatchEncoder` for masked-patch pretraining.
+    """A :class:`~utils.transformer.PatchEncoder` for masked-patch pretraining.
 
     :meth:`features` concatenates the final states of all patch tokens, ``(B, N * d_model)``:
     the reconstruction loss trains each patch token to describe its patch, and neither the
@@ -246,7 +246,7 @@ def _lr_factor(step: int, total: int, warmup: int) -> float:
 def train_ssl(config: SSLConfig, images: torch.Tensor | np.ndarray, *, callback=None,
               desc: str | None = None, _keep: dict | None = None
               ) -> tuple[PatchEncoder, dict[str, list[float]]]:
-    """Train a fresh :class:`PatchEncoder` with ``config``'s objective on ``images`` (no labels).
+    """Train a fresh :class:`~utils.transformer.PatchEncoder` with ``config``'s objective on ``images`` (no labels).
 
     Deterministic given ``config.seed``: the initial weights, batch order, augmentations
     and masks all come from seeded generators. ``callback(epoch, encoder)`` may return
@@ -341,7 +341,7 @@ def pretrained_digits_encoder(objective: str = "contrastive", seed: int = 0, *,
     Loaded from :func:`utils.runtime.cached_state` (key: every training setting), or
     trained deterministically and cached when the cache has no such model. The
     contrastive encoder is a :class:`ContrastiveEncoder`, the masked one a
-    :class:`MaskedEncoder`; both are :class:`PatchEncoder` s. With ``with_history=True``
+    :class:`MaskedEncoder`; both are :class:`~utils.transformer.PatchEncoder` s. With ``with_history=True``
     the result is ``(encoder, history)``, ``history["loss"]`` holding the epoch losses.
     """
     encoder, history, _ = _pretrained(objective, seed)
@@ -402,7 +402,7 @@ def encode(encoder: PatchEncoder, images, batch_size: int = 512, *,
 
     ``pool="features"`` uses ``encoder.features``: for the contrastive encoder the
     normalised projection (``(N, proj_dim)``), for the masked one the mean patch token,
-    for a plain :class:`PatchEncoder` the [CLS] state. ``"cls"`` is the [CLS] state and
+    for a plain :class:`~utils.transformer.PatchEncoder` the [CLS] state. ``"cls"`` is the [CLS] state and
     ``"mean"`` the mean of the patch tokens (both ``(N, d_model)``).
     """
     if not isinstance(encoder, PatchEncoder):
