@@ -15,8 +15,6 @@ Convenience metrics on ``(N, 8, 8)`` images in ``[0, 1]``:
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import numpy as np
 import torch
 from torch import nn
@@ -110,18 +108,8 @@ def _train(cfg: dict) -> dict[str, torch.Tensor]:
 TRAIN_THREADS = 2
 
 
-@contextmanager
-def _threads(n: int):
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 def _train_pinned(cfg: dict) -> dict[str, torch.Tensor]:
-    with _threads(TRAIN_THREADS):
+    with runtime.threads(TRAIN_THREADS):
         return _train(cfg)
 
 

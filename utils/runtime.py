@@ -11,7 +11,8 @@ import hashlib
 import json
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ __all__ = [
     "seed_everything",
     "get_device",
     "set_threads",
+    "threads",
     "cache_dir",
     "config_hash",
     "cached_state",
@@ -74,6 +76,19 @@ def set_threads(n: int | None = None) -> int:
         raise ValueError(f"number of threads must be a positive int, got {n!r}")
     torch.set_num_threads(n)
     return n
+
+
+@contextmanager
+def threads(n: int) -> Iterator[None]:
+    """Run a block with ``n`` torch threads, then restore the previous setting."""
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"number of threads must be a positive int, got {n!r}")
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def progress_enabled() -> bool:

@@ -20,7 +20,6 @@ The loss is the negative ELBO with two cures for posterior collapse: a KL weight
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import torch
@@ -318,16 +317,6 @@ VAE_CONFIG = VAEConfig()
 TRAIN_THREADS = 1
 
 
-@contextmanager
-def _threads(n: int):
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 _HISTORY = "history."
 _CACHE: dict[str, tuple[TransformerVAE, dict]] = {}
 
@@ -347,7 +336,7 @@ def pretrained_vae(config: VAEConfig = VAE_CONFIG, *, return_history: bool = Fal
     if key not in _CACHE:
         def train() -> dict[str, torch.Tensor]:
             x_tr = torch.tensor(digits_split()[0])
-            with _threads(TRAIN_THREADS):
+            with runtime.threads(TRAIN_THREADS):
                 model, history = train_vae(config, x_tr, desc="pretrained VAE")
             state = dict(model.state_dict())
             state.update({_HISTORY + k: torch.tensor(v, dtype=torch.float64)
