@@ -14,8 +14,47 @@ import re
 import numpy as np
 import torch
 
-__all__ = ["load_digits_images", "digits_split", "load_trace", "sliding_windows",
+__all__ = ["check_images", "load_digits_images", "digits_split", "load_trace", "sliding_windows",
            "docstring_summary", "docstring_corpus_frame", "load_docstring_corpus"]
+
+
+def check_images(images, name: str = "images", *, size: int | None = None,
+                 unit_range: bool = False, numpy_ok: bool = False) -> torch.Tensor:
+    """The one image validator: a non-empty, finite, floating-point ``(B, H, W)`` tensor.
+
+    Every function that takes images calls this, so one mistake always raises the
+    same error:
+
+    * not a tensor (or, with ``numpy_ok``, not a NumPy array): ``TypeError``;
+    * not floating point: ``TypeError``;
+    * not 3-D ``(B, H, W)``, or not ``size`` x ``size`` when ``size`` is given: ``ValueError``;
+    * an empty batch: ``ValueError``;
+    * NaN or infinite values: ``ValueError``;
+    * with ``unit_range``, values outside ``[0, 1]`` (beyond 1e-4): ``ValueError``.
+
+    Returns the images as a tensor (a NumPy array is wrapped, not copied).
+    """
+    if numpy_ok and isinstance(images, np.ndarray):
+        images = torch.from_numpy(np.ascontiguousarray(images))
+    if not torch.is_tensor(images):
+        wanted = "a torch.Tensor or NumPy array" if numpy_ok else "a torch.Tensor"
+        raise TypeError(f"{name} must be {wanted} of shape (B, H, W), got {type(images).__name__}")
+    if not images.is_floating_point():
+        raise TypeError(f"{name} must be floating point (values in [0, 1]), got dtype {images.dtype}")
+    if images.ndim != 3:
+        raise ValueError(f"{name} must have shape (B, H, W), got {tuple(images.shape)}")
+    if size is not None and tuple(images.shape[1:]) != (size, size):
+        raise ValueError(f"{name} must have shape (B, {size}, {size}), got {tuple(images.shape)}")
+    if len(images) == 0:
+        raise ValueError(f"{name} is empty (batch size 0)")
+    if not torch.isfinite(images).all():
+        raise ValueError(f"{name} contain NaN or infinite values")
+    if unit_range:
+        lo, hi = float(images.min()), float(images.max())
+        if lo < -1e-4 or hi > 1 + 1e-4:
+            raise ValueError(f"{name} must lie in [0, 1], got values in [{lo:.3g}, {hi:.3g}]; "
+                             "rescale (e.g. (x + 1) / 2 for tanh outputs) or clamp first")
+    return images
 
 
 def load_digits_images() -> tuple[np.ndarray, np.ndarray]:
