@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 export TFUL_NO_PROGRESS := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: book test venv student clean
+.PHONY: book test venv student sweep clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,11 +20,17 @@ $(STAMP): requirements.txt pyproject.toml
 venv: $(STAMP)
 
 book: $(STAMP)
+	$(PY) -m tools.run_notebooks notebooks/*.ipynb
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo "The book is in $(CURDIR)/_build/html; open $(CURDIR)/_build/html/index.html"
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# Not part of `make test`: every training chapter over 3 seeds x {1, 2, 4} training threads
+# (about half an hour on 2 cores); writes book/data/sweep.json, shown on the Results page.
+sweep: $(STAMP)
+	$(PY) -m tools.sweep
 
 student: $(STAMP)
 	$(PY) -m utils.student notebooks/*.ipynb --out _build/student

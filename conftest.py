@@ -1,53 +1,65 @@
 """Pytest glue for the notebooks.
 
-``make test`` runs every notebook once, under nbmake. This plugin
+``make test`` (plain ``pytest`` too) runs every notebook once, under nbmake. This plugin
 
-* fails a notebook that exceeds the time budget in its metadata
-  (``{"tful": {"budget_seconds": N}}``), and
-* stores each successfully executed notebook in the book's execution cache
-  (``_build/.jupyter_cache``, the one ``_config.yml`` names), with its run time,
-
-so the book build that the tests run next renders those outputs instead of
-executing every notebook a second time.
+* starts all collected notebooks at once on a pool of processes, one per core
+  (:mod:`tools.run_notebooks`: pinned threads in every kernel, a file lock around
+  shared training), and lets each nbmake item wait for its own notebook;
+* fails a notebook whose *cold* time exceeds the budget in its metadata
+  (``{"tful": {"budget_seconds": N}}``);
+* stores each successful run in the book's execution cache (``_build/.jupyter_cache``),
+  with its times and whether it trained or loaded its models, so the book build that
+  the tests run next renders those outputs and executes nothing.
 """
 
 from __future__ import annotations
 
-import time
+import os
 from pathlib import Path
 
+import nbformat
 import nbmake.pytest_items
 from nbmake.nb_result import NotebookError, NotebookResult
 from nbmake.nb_run import NotebookRun
 
-ROOT = Path(__file__).resolve().parent
-JUPYTER_CACHE = ROOT / "_build" / ".jupyter_cache"
+from tools import run_notebooks
+
+# Test logs stay free of progress bars, however pytest is started.
+os.environ.setdefault("TFUL_NO_PROGRESS", "1")
+os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+
+_NOTEBOOKS: list[Path] = []
+_SCHEDULER: run_notebooks.Scheduler | None = None
 
 
-def notebook_budget(nb) -> float | None:
-    return nb.metadata.get("tful", {}).get("budget_seconds")
+def pytest_collection_modifyitems(session, config, items):
+    _NOTEBOOKS[:] = [Path(item.filename).resolve() for item in items if getattr(item, "nbmake", False)]
 
 
-class BudgetedCachingRun(NotebookRun):
+def pytest_sessionfinish(session, exitstatus):
+    if _SCHEDULER is not None:
+        _SCHEDULER.close()
+
+
+class PooledRun(NotebookRun):
+    """nbmake's run, served by the shared pool instead of executed here and now."""
+
     def execute(self) -> NotebookResult:
-        start = time.perf_counter()
-        result = super().execute()
-        seconds = time.perf_counter() - start
-        if result.error is not None:
-            return result
-        budget = notebook_budget(result.nb)
-        if budget is not None and seconds > budget:
-            summary = f"{Path(self.filename).name} took {seconds:.0f} s, over its {budget} s budget"
-            return NotebookResult(result.nb, NotebookError(summary, summary, 0))
-        from jupyter_cache import get_cache
-        from jupyter_cache.base import CacheBundleIn
-
-        get_cache(JUPYTER_CACHE).cache_notebook_bundle(
-            CacheBundleIn(result.nb, str(Path(self.filename).resolve()),
-                          data={"execution_seconds": seconds}),
-            check_validity=False, overwrite=True,
-        )
-        return result
+        global _SCHEDULER
+        if _SCHEDULER is None:
+            _SCHEDULER = run_notebooks.Scheduler(_NOTEBOOKS or [Path(self.filename)],
+                                                 timeout=self.default_timeout)
+        run = _SCHEDULER.result(Path(self.filename))
+        nb = nbformat.reads(run.nb_json, as_version=4)
+        if run.error is not None:
+            return NotebookResult(nb, NotebookError(*run.error))
+        limit = run_notebooks.budget(nb)
+        if limit is not None and run.cold_seconds > limit:
+            summary = (f"{Path(self.filename).name} took {run.cold_seconds:.0f} s cold "
+                       f"({run.seconds:.0f} s wall, {run.state}), over its {limit} s budget")
+            return NotebookResult(nb, NotebookError(summary, summary, 0))
+        run_notebooks.store(run)
+        return NotebookResult(nb, None)
 
 
-nbmake.pytest_items.NotebookRun = BudgetedCachingRun
+nbmake.pytest_items.NotebookRun = PooledRun

@@ -21,6 +21,7 @@ from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
 
 MATHJAX_DIR = "mathjax"
+RUNNER = "tools.run_notebooks"  # what the notebook runner writes into the execution cache
 
 
 def _mathjax_source() -> Path:
@@ -60,8 +61,25 @@ def _number(glue_output: dict) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def _run_record(app: Sphinx, docname: str) -> dict:
+    """What the execution cache recorded about the run that produced ``docname``'s outputs."""
+    import nbformat
+    from jupyter_cache import get_cache
+
+    cache_path = app.env.mystnb_config.execution_cache_path
+    if not cache_path:
+        return {}
+    cache_path = Path(app.srcdir) / cache_path  # an absolute path stays as it is
+    try:
+        nb = nbformat.read(app.env.doc2path(docname), as_version=4)
+        record = get_cache(cache_path).match_cache_notebook(nb)
+    except (KeyError, OSError, ValueError):
+        return {}
+    return dict(record.data or {})
+
+
 def collect_results(app: Sphinx) -> dict[str, dict]:
-    """``{notebook: {"title", "seconds", "metrics": {name: value}}}`` from this build's env."""
+    """``{notebook: {"title", "seconds", "cold_seconds", "state", "metrics", ...}}`` from this build."""
     from myst_nb.sphinx_ import NbMetadataCollector
 
     env = app.env
@@ -79,10 +97,20 @@ def collect_results(app: Sphinx) -> dict[str, dict]:
                 if value is not None:
                     metrics[key] = value
         title = env.titles.get(docname)
+        run = _run_record(app, docname)
+        by_runner = run.get("runner") == RUNNER
         results[Path(docname).name] = {
             "title": title.astext() if title is not None else docname,
             "docname": docname,
             "seconds": exec_data.get("runtime"),
+            # Only the notebook runner records cold/warm; a notebook the book build executed
+            # itself (``jupyter-book build`` on its own, with a stale cache) says so.
+            "executed_by": RUNNER if by_runner else "jupyter-book",
+            "state": run.get("state") if by_runner else "unknown",
+            "cold_seconds": run.get("cold_seconds") if by_runner else None,
+            "trained": run.get("trained", []),
+            "loaded": run.get("loaded", []),
+            "jobs": run.get("jobs"),
             "succeeded": exec_data.get("succeeded"),
             "metrics": metrics,
         }
@@ -140,15 +168,29 @@ def fill_results(app: Sphinx, doctree: nodes.document, docname: str) -> None:
                               refuri=app.builder.get_relative_uri(docname, info["docname"]))
         return ref
 
-    timing_rows = [[link(info), f"{info['seconds']:.1f}" if info["seconds"] is not None else "–"]
+    def secs(value) -> str:
+        return f"{value:.1f}" if value is not None else "–"
+
+    timing_rows = [[link(info), secs(info["seconds"]), info["state"], secs(info["cold_seconds"]),
+                    ", ".join(m.rsplit("-", 1)[0] for m in info["trained"]) or "–"]
                    for info in results.values()]
     total = sum(info["seconds"] or 0.0 for info in results.values())
-    timing_rows.append(["all notebooks", f"{total:.1f}"])
+    colds = [info["cold_seconds"] for info in results.values()]
+    cold_total = sum(colds) if all(c is not None for c in colds) else None
+    timing_rows.append(["all notebooks, one after another", secs(total), "", secs(cold_total), ""])
     metric_rows = [[nodes.literal(text=name), f"{value:.4g}", link(info)]
                    for info in results.values() for name, value in sorted(info["metrics"].items())]
     section = [
         nodes.rubric(text="Run time of each notebook (seconds)"),
-        _table(["Notebook", "Seconds"], timing_rows, [70, 30]),
+        nodes.paragraph(text=(
+            "Seconds: the execution that produced the page you are reading. State: cold if it "
+            "trained the models it uses, warm if it loaded them from the cache, mixed if both, "
+            "none if it uses no cached model. Cold seconds: the time with an empty model cache, "
+            "that is the wall time minus any wait for a model another notebook was training, "
+            "plus the recorded training time of each model it loaded; budgets are checked "
+            "against it.")),
+        _table(["Notebook", "Seconds", "State", "Cold seconds", "Trained here"], timing_rows,
+               [40, 12, 12, 14, 22]),
         nodes.rubric(text="Headline numbers"),
         _table(["Metric", "Value", "Notebook"], metric_rows, [40, 20, 40]),
     ]

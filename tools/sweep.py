@@ -1,0 +1,150 @@
+"""``make sweep``: re-run every chapter that trains a model over seeds and thread counts.
+
+Each setting executes the notebooks from an empty model cache of its own, with
+
+* ``TFUL_SEED_OFFSET`` = 0, 1, 2: every training seed shifted (:func:`utils.runtime.training_seed`);
+* ``TFUL_TRAIN_THREADS`` = 1, 2, 4: the threads every training loop pins
+  (:func:`utils.runtime.train_threads`; 1 is the book's default).
+
+Every glued number of every run is collected, and ``book/data/sweep.json`` gets the
+mean, min and max of each, stamped with the date, the CPU and the library versions.
+A notebook whose asserts fail in some setting is listed under ``failures``: an
+assert must hold across the whole sweep. It is not part of ``make test`` (it takes
+about half an hour on 2 cores).
+
+Usage: ``python -m tools.sweep [--seeds 0 1 2] [--threads 1 2 4] [notebooks ...]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import datetime
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tools.run_notebooks import ROOT, Scheduler
+
+OUT = ROOT / "book" / "data" / "sweep.json"
+#: Chapters 1 and 2 train nothing that the book asserts on; the rest do.
+DEFAULT_NOTEBOOKS = sorted(p for p in (ROOT / "notebooks").glob("*.ipynb") if p.name[:2] not in ("01", "02"))
+
+
+def glued_numbers(nb) -> dict[str, float]:
+    """Every numeric value a notebook glued (``myst_nb.glue``), by name."""
+    values = {}
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            meta = out.get("metadata", {}).get("scrapbook")
+            if not meta:
+                continue
+            text = out.get("data", {}).get(meta.get("mime_prefix", "") + "text/plain")
+            value = _parse_number(text)
+            if value is not None:
+                values[meta["name"]] = value
+    return values
+
+
+def _parse_number(text: str | None) -> float | None:
+    if text is None:
+        return None
+    text = text.strip()
+    if text.startswith("np.") and "(" in text:  # np.float64(0.9)
+        text = text.split("(", 1)[1].rstrip(")")
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def machine() -> dict:
+    import numpy
+    import scipy
+    import sklearn
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"date": datetime.date.today().isoformat(), "cpu": cpu, "cores": os.cpu_count(),
+            "python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
+            "scipy": scipy.__version__, "scikit-learn": sklearn.__version__}
+
+
+def run_setting(paths: list[Path], seed_offset: int, threads: int, timeout: int) -> dict:
+    import nbformat
+
+    cores = os.cpu_count() or 1
+    jobs = max(1, min(len(paths), cores // threads))  # never more training threads than cores
+    with tempfile.TemporaryDirectory(prefix="tful-sweep-") as cache:
+        env = {"TFUL_SEED_OFFSET": str(seed_offset), "TFUL_TRAIN_THREADS": str(threads), "TFUL_CACHE": cache}
+        start = time.perf_counter()
+        sched = Scheduler(paths, timeout=timeout, jobs=jobs, extra_env=env)
+        runs = {p.stem: sched.result(p) for p in sched.paths}
+        wall = sched.close()
+    out = {"seed_offset": seed_offset, "train_threads": threads, "jobs": jobs, "wall_seconds": round(wall, 1),
+           "notebooks": {}}
+    for stem, run in runs.items():
+        nb = nbformat.reads(run.nb_json, as_version=4)
+        out["notebooks"][stem] = {"passed": run.error is None, "error": run.error[0] if run.error else None,
+                                  "seconds": round(run.seconds, 1), "metrics": glued_numbers(nb)}
+    print(f"seed offset {seed_offset}, {threads} training threads: {time.perf_counter() - start:.0f} s, "
+          f"failed: {[s for s, r in out['notebooks'].items() if not r['passed']] or 'none'}", flush=True)
+    return out
+
+
+def summarise(settings: list[dict]) -> dict:
+    table: dict[str, dict[str, dict]] = {}
+    for setting in settings:
+        for stem, nb in setting["notebooks"].items():
+            for name, value in nb["metrics"].items():
+                table.setdefault(stem, {}).setdefault(name, {"values": []})["values"].append(value)
+    for metrics in table.values():
+        for entry in metrics.values():
+            v = entry.pop("values")
+            entry.update(n=len(v), mean=statistics.fmean(v), min=min(v), max=max(v))
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("notebooks", nargs="*", type=Path)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seed offsets")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2, 4], help="training thread counts")
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    paths = [p.resolve() for p in args.notebooks] or DEFAULT_NOTEBOOKS
+    settings = [run_setting(paths, s, t, args.timeout) for t in args.threads for s in args.seeds]
+    failures = [{"notebook": stem, "seed_offset": st["seed_offset"], "train_threads": st["train_threads"],
+                 "error": nb["error"]}
+                for st in settings for stem, nb in st["notebooks"].items() if not nb["passed"]]
+    report = {"machine": machine(), "seed_offsets": args.seeds, "train_threads": args.threads,
+              "notebooks": [p.stem for p in paths], "failures": failures,
+              "settings": [{k: v for k, v in st.items() if k != "notebooks"}
+                           | {"seconds": {s: nb["seconds"] for s, nb in st["notebooks"].items()}}
+                           for st in settings],
+              "metrics": summarise(settings)}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {args.out} ({len(settings)} settings, {len(failures)} failed notebook runs)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
