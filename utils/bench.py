@@ -1,7 +1,7 @@
 """Measuring cost on this machine: wall-clock time and peak memory of a call.
 
 Peak memory is the growth of the process's resident set size (RSS) while the
-call runs, sampled every millisecond by a background thread. It is coarse (it
+call runs, sampled by a background thread every ``interval`` seconds (0.5 ms by default). It is coarse (it
 sees pages the allocator maps, not individual tensors) but it works on every
 device-less laptop and needs no profiler.
 """

@@ -21,8 +21,8 @@ import time
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
+from . import runtime
 from .metrics.clustering import evaluate_clustering
 
 __all__ = ["REDUCERS", "METHODS", "reduce", "cluster", "compare"]
@@ -46,15 +46,16 @@ def _features(x, name: str = "features") -> np.ndarray:
 
 
 def _one_openmp_thread(fn):
-    """Run ``fn`` with OpenMP limited to one thread.
+    """Run ``fn`` on one thread (torch, BLAS and OpenMP, through :func:`utils.runtime.threads`).
 
     scikit-learn's OpenMP loops (k-means, t-SNE) were several times *slower* with two
     threads than with one on the book's 2-core machine (threads spinning while they wait),
-    and on data of this size one thread is fast. The limit is lifted on return.
+    on data of this size one thread is fast, and a fixed count gives the same clusters on
+    every machine. The limit is lifted on return.
     """
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        with threadpool_limits(1, user_api="openmp"):
+        with runtime.threads(1):
             return fn(*args, **kwargs)
 
     return wrapper

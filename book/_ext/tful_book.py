@@ -194,8 +194,34 @@ def fill_results(app: Sphinx, doctree: nodes.document, docname: str) -> None:
         nodes.rubric(text="Headline numbers"),
         _table(["Metric", "Value", "Notebook"], metric_rows, [40, 20, 40]),
     ]
+    section += _sweep_section(Path(app.srcdir) / "book" / "data" / "sweep.json", results, link)
     for node in placeholders:
         node.replace_self(section)
+
+
+def _sweep_section(path: Path, results: dict, link) -> list[nodes.Node]:
+    """The spread of every glued number over the sweep's seeds and thread counts (``make sweep``)."""
+    if not path.exists():
+        return [nodes.rubric(text="Spread over seeds and thread counts"),
+                nodes.paragraph(text="No sweep has been recorded yet (run make sweep).")]
+    sweep = json.loads(path.read_text())
+    m = sweep["machine"]
+    stamp = (f"Measured on {m['date']} on {m['cpu']} ({m['cores']} cores), Python {m['python']}, "
+             f"torch {m['torch']}, NumPy {m['numpy']}, SciPy {m['scipy']}, scikit-learn "
+             f"{m['scikit-learn']}: every training chapter executed from an empty model cache for "
+             f"seed offsets {sweep['seed_offsets']} and {sweep['train_threads']} training threads "
+             f"({len(sweep['settings'])} runs each). Failed runs: {len(sweep['failures'])}.")
+    rows = []
+    for stem, metrics in sorted(sweep["metrics"].items()):
+        info = results.get(stem)
+        for name, e in sorted(metrics.items()):
+            here = info["metrics"].get(name) if info else None
+            rows.append([nodes.literal(text=name), f"{here:.4g}" if here is not None else "–",
+                         f"{e['mean']:.4g}", f"{e['min']:.4g}", f"{e['max']:.4g}",
+                         link(info) if info else stem])
+    return [nodes.rubric(text="Spread over seeds and thread counts"), nodes.paragraph(text=stamp),
+            _table(["Metric", "This build", "Mean", "Min", "Max", "Notebook"], rows,
+                   [30, 12, 12, 12, 12, 22])]
 
 
 def always_outdated(app, env, added, changed, removed):

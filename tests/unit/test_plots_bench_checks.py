@@ -1,3 +1,5 @@
+import time
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -44,7 +46,10 @@ def test_plot_errors():
 
 
 def test_bench_measures_time_and_memory():
-    assert bench.time_call(lambda: sum(range(1000)), repeat=3) > 0
+    calls = []
+    seconds = bench.time_call(lambda: (calls.append(1), time.sleep(0.02)), repeat=3, warmup=2)
+    assert len(calls) == 5, "warmup and repeat runs"
+    assert 0.02 <= seconds < 0.5, seconds  # the median of three 20 ms sleeps
     grown = bench.peak_memory(lambda: np.ones(64 * 2**20 // 8).sum())  # touch 64 MiB
     assert grown > 16 * 2**20
     with pytest.raises(ValueError):
