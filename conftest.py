@@ -7,7 +7,8 @@
   shared training), and lets each nbmake item wait for its own notebook;
 * fails a notebook whose *cold* time exceeds the budget in its metadata
   (``{"tful": {"budget_seconds": N}}``);
-* stores each successful run in the book's execution cache (``_build/.jupyter_cache``),
+* stores each successful run of a chapter in ``notebooks/`` (never another notebook,
+  e.g. a student's submission) in the book's execution cache (``_build/.jupyter_cache``),
   with its times and whether it trained or loaded its models, so the book build that
   the tests run next renders those outputs and executes nothing.
 """
@@ -58,7 +59,8 @@ class PooledRun(NotebookRun):
             summary = (f"{Path(self.filename).name} took {run.cold_seconds:.0f} s cold "
                        f"({run.seconds:.0f} s wall, {run.state}), over its {limit} s budget")
             return NotebookResult(nb, NotebookError(summary, summary, 0))
-        run_notebooks.store(run)
+        if Path(self.filename).resolve().parent == run_notebooks.ROOT / "notebooks":
+            run_notebooks.store(run)  # the book's own chapters only, never a submission
         return NotebookResult(nb, None)
 
 
