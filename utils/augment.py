@@ -14,11 +14,16 @@ The geometric part builds one affine matrix per image and resamples with
 
 .. math::
     \begin{pmatrix} x_{\text{in}} \\ y_{\text{in}} \end{pmatrix}
-    = \frac{1}{s} R(-\theta) \begin{pmatrix} x_{\text{out}} \\ y_{\text{out}} \end{pmatrix}
-      - \begin{pmatrix} t_x \\ t_y \end{pmatrix}
+    = \frac{1}{s} R(-\theta) \left[ \begin{pmatrix} x_{\text{out}} \\ y_{\text{out}} \end{pmatrix}
+      - \begin{pmatrix} t_x \\ t_y \end{pmatrix} \right]
 
 in normalised coordinates (``-1`` to ``1`` across the image), so that the
-content is rotated by ``theta``, scaled by ``s`` and shifted by ``t``.
+content is rotated by ``theta``, scaled by ``s`` and shifted by ``t`` (a shear
+``H`` adds the factor ``H^{-1}`` on the left, see :func:`affine_matrices`).
+
+:func:`diff_augment` is the GAN's augmentation (DiffAugment): whole-pixel
+translation and cutout, built from gathers and masks so that gradients flow
+through it to the generator.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
+from .data import check_images
+
 __all__ = [
     "AugmentConfig",
     "affine_matrices",
@@ -37,21 +44,8 @@ __all__ = [
     "patch_drop",
     "random_contrast",
     "augment",
+    "diff_augment",
 ]
-
-
-def _check_images(images) -> torch.Tensor:
-    if not torch.is_tensor(images):
-        raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
-    if images.ndim != 3:
-        raise ValueError(f"images must have shape (B, H, W), got {tuple(images.shape)}")
-    if len(images) == 0:
-        raise ValueError("images is empty (batch size 0)")
-    if not images.is_floating_point():
-        raise TypeError(f"images must be floating point, got {images.dtype}")
-    if not torch.isfinite(images).all():
-        raise ValueError("images contain NaN or infinite values")
-    return images
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator | None) -> torch.Tensor:
@@ -99,7 +93,7 @@ def random_affine(images: torch.Tensor, *, max_rotation: float = 15.0,
 
     Bilinear resampling; the area that moves in from outside the image is 0 (background).
     """
-    x = _check_images(images)
+    x = check_images(images)
     if max_rotation < 0 or max_shift < 0 or not 0 <= max_shear < 60:
         raise ValueError("need max_rotation >= 0, max_shift >= 0 and 0 <= max_shear < 60, got "
                          f"{max_rotation}, {max_shift}, {max_shear}")
@@ -120,7 +114,7 @@ def random_affine(images: torch.Tensor, *, max_rotation: float = 15.0,
 def add_noise(images: torch.Tensor, std: float = 0.1, *,
               generator: torch.Generator | None = None) -> torch.Tensor:
     """Add Gaussian pixel noise of standard deviation ``std``, then clip to ``[0, 1]``."""
-    x = _check_images(images)
+    x = check_images(images)
     if std < 0:
         raise ValueError(f"std must be >= 0, got {std}")
     noise = torch.randn(x.shape, generator=generator).to(x.device, x.dtype)
@@ -130,7 +124,7 @@ def add_noise(images: torch.Tensor, std: float = 0.1, *,
 def patch_drop(images: torch.Tensor, p: float = 0.1, *, patch_size: int = 2,
                generator: torch.Generator | None = None) -> torch.Tensor:
     """Set each ``patch_size`` x ``patch_size`` patch to 0 with probability ``p``."""
-    x = _check_images(images)
+    x = check_images(images)
     if not 0.0 <= p < 1.0:
         raise ValueError(f"p must be in [0, 1), got {p}")
     b, h, w = x.shape
@@ -144,7 +138,7 @@ def patch_drop(images: torch.Tensor, p: float = 0.1, *, patch_size: int = 2,
 def random_contrast(images: torch.Tensor, low: float = 0.7, high: float = 1.0, *,
                     generator: torch.Generator | None = None) -> torch.Tensor:
     """Multiply each image by a factor in ``[low, high]`` (fainter or darker ink)."""
-    x = _check_images(images)
+    x = check_images(images)
     if not 0 < low <= high:
         raise ValueError(f"need 0 < low <= high, got low={low}, high={high}")
     factor = _uniform(len(x), low, high, generator).to(x.device, x.dtype)
@@ -182,4 +176,67 @@ def augment(images: torch.Tensor, config: AugmentConfig = AugmentConfig(), *,
         x = patch_drop(x, c.patch_drop, generator=generator)
     if c.noise_std > 0:
         x = add_noise(x, c.noise_std, generator=generator)
+    return x
+
+
+# --------------------------------------------------------------------------- DiffAugment
+_DIFF_OPS = ("translation", "cutout")
+
+
+def _diff_ops(policy: str) -> list[str]:
+    """The operations of a :func:`diff_augment` policy, or a ``ValueError`` naming the unknown ones."""
+    if not isinstance(policy, str):
+        raise TypeError(f"policy must be a comma-separated str such as 'translation,cutout', "
+                        f"got {type(policy).__name__}")
+    ops = [p.strip() for p in policy.split(",") if p.strip()]
+    unknown = sorted(set(ops) - set(_DIFF_OPS))
+    if unknown:
+        raise ValueError(f"unknown augmentation(s) {unknown} in policy {policy!r}; use "
+                         f"{', '.join(repr(o) for o in _DIFF_OPS)} (or '' for none)")
+    return ops
+
+
+def _translate(x: torch.Tensor, shift: int, generator: torch.Generator | None) -> torch.Tensor:
+    b, h, w = x.shape
+    dy = torch.randint(-shift, shift + 1, (b, 1, 1), generator=generator).to(x.device)
+    dx = torch.randint(-shift, shift + 1, (b, 1, 1), generator=generator).to(x.device)
+    rows = torch.arange(h, device=x.device)[None, :, None] - dy  # source row of each pixel
+    cols = torch.arange(w, device=x.device)[None, None, :] - dx
+    inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+    flat = (rows.clamp(0, h - 1) * w + cols.clamp(0, w - 1)).expand(b, h, w).reshape(b, -1)
+    moved = x.reshape(b, -1).gather(1, flat).view(b, h, w)
+    return moved * inside
+
+
+def _cutout(x: torch.Tensor, size: int, generator: torch.Generator | None) -> torch.Tensor:
+    b, h, w = x.shape
+    cy = torch.randint(0, h, (b, 1, 1), generator=generator).to(x.device)
+    cx = torch.randint(0, w, (b, 1, 1), generator=generator).to(x.device)
+    rows = torch.arange(h, device=x.device)[None, :, None]
+    cols = torch.arange(w, device=x.device)[None, None, :]
+    lo = size // 2
+    hole = (rows >= cy - lo) & (rows < cy - lo + size) & (cols >= cx - lo) & (cols < cx - lo + size)
+    return x * ~hole
+
+
+def diff_augment(images: torch.Tensor, policy: str = "translation,cutout", *, shift: int = 1,
+                 cutout: int = 2, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Differentiable augmentation (DiffAugment) of a batch of ``(B, H, W)`` images.
+
+    ``translation`` shifts each image by up to ``shift`` whole pixels (zeros fill in);
+    ``cutout`` zeroes one random ``cutout x cutout`` square per image (centred on a
+    random pixel, so it may run off the edge). Both are gathers and masks, so
+    gradients flow back to the generator. A GAN must apply the same policy to real
+    and fake images, or the generator learns to produce augmented digits.
+    """
+    x = check_images(images)
+    ops = _diff_ops(policy)
+    for name, value in (("shift", shift), ("cutout", cutout)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{name} must be a non-negative int (pixels), got {value!r}")
+    for op in ops:
+        if op == "translation" and shift > 0:
+            x = _translate(x, shift, generator)
+        elif op == "cutout" and cutout > 0:
+            x = _cutout(x, cutout, generator)
     return x

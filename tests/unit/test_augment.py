@@ -106,3 +106,41 @@ def test_bad_parameters():
         A.augment(x, {"noise_std": 0.1})
     with pytest.raises(ValueError, match="shift"):
         A.affine_matrices(torch.zeros(2), torch.ones(2), torch.zeros(3, 2), 8)
+
+
+def test_diff_augment():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(64, 8, 8)
+    assert torch.equal(A.diff_augment(x, "translation", shift=0, generator=g), x)
+    assert torch.equal(A.diff_augment(x, "", generator=g), x)
+    t = A.diff_augment(x, "translation", generator=g)
+    assert t.shape == x.shape and not torch.equal(t, x)
+    # a shifted image keeps its pixels, except the row/column pushed off the edge
+    one = torch.zeros(1, 8, 8)
+    one[0, 4, 4] = 1.0
+    moved = A.diff_augment(one, "translation", generator=g)
+    assert moved.sum() == 1.0
+    r, c = (int(i) for i in moved[0].nonzero()[0])
+    assert abs(r - 4) <= 1 and abs(c - 4) <= 1
+    c = A.diff_augment(torch.ones(64, 8, 8), "cutout", cutout=2, generator=g)
+    zeros = (c == 0).flatten(1).sum(1)
+    assert zeros.min() >= 1 and zeros.max() == 4
+    y = x.clone().requires_grad_(True)
+    A.diff_augment(y, generator=g).sum().backward()  # differentiable
+    assert y.grad is not None
+    same = [A.diff_augment(x, generator=torch.Generator().manual_seed(3)) for _ in range(2)]
+    assert torch.equal(*same)
+
+
+@pytest.mark.parametrize("kw, err, match", [
+    (dict(policy="rotate"), ValueError, "unknown augmentation"),
+    (dict(policy=None), TypeError, "policy must be"),
+    (dict(shift=-1), ValueError, "shift must be a non-negative int"),
+    (dict(cutout=1.5), ValueError, "cutout must be a non-negative int"),
+    (dict(images=torch.rand(8, 8)), ValueError, r"\(B, H, W\)"),
+    (dict(images=torch.zeros(2, 8, 8, dtype=torch.long)), TypeError, "floating"),
+])
+def test_diff_augment_bad_inputs(kw, err, match):
+    images = kw.pop("images", torch.rand(2, 8, 8))
+    with pytest.raises(err, match=match):
+        A.diff_augment(images, **kw)

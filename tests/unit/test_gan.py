@@ -1,35 +1,39 @@
-"""Tests for utils.gan: the Transformer GAN, its losses, augmentation, training and ClusterGAN."""
+"""Tests for utils.gan: the Transformer GAN's networks, losses, EMA, config, training and recipe."""
+
+import dataclasses
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from utils import checks, gan
+from utils import checks, gan, models
+from utils.transformer import PatchEncoderConfig
 
 SMALL = dict(d_model=16, n_heads=2, d_ff=32)
+TINY = gan.GANConfig(latent_dim=4, gen_layers=1, disc_layers=1, epochs=2, batch_size=16,
+                     checkpoints=(1, 2), **SMALL)
 
 
-def tiny_pair(latent_dim=4):
-    gen = gan.TransformerGenerator(latent_dim, 8, 2, n_layers=1, **SMALL)
-    disc = gan.TransformerDiscriminator(8, 4, n_layers=1, **SMALL)
-    return gen, disc
+def tiny_disc(spectral_norm=True, d_model=16, patch_size=4, image_size=8):
+    cfg = PatchEncoderConfig(image_size=image_size, patch_size=patch_size, d_model=d_model, n_heads=2,
+                             n_layers=1, d_ff=2 * d_model)
+    return gan.TransformerDiscriminator(cfg, spectral_norm=spectral_norm)
 
 
 def test_shapes_and_range():
-    gen, disc = tiny_pair()
+    model = gan.GAN(TINY)
+    gen, disc = model.generator, model.discriminator
     x = gen(torch.randn(5, 4))
     assert x.shape == (5, 8, 8) and 0 <= x.min() and x.max() <= 1
     assert disc(x).shape == (5,)
     assert gen.sample(3, generator=torch.Generator().manual_seed(0)).shape == (3, 8, 8)
     assert torch.equal(gen.sample(z=torch.zeros(2, 4)), gen.sample(z=torch.zeros(2, 4)))
-    enc = gan.TransformerLatentEncoder(3, 5, 8, 4, n_layers=1, **SMALL)
-    z_hat, logits = enc(x)
-    assert z_hat.shape == (5, 3) and logits.shape == (5, 5)
-    assert gan.cluster_assignments(enc, x).shape == (5,)
+    assert set(model.snapshots) == {"1", "2"} and model.snapshot(2) is model.snapshots["2"]
 
 
 def test_bad_inputs():
-    gen, disc = tiny_pair()
+    model = gan.GAN(TINY)
+    gen, disc = model.generator, model.discriminator
     with pytest.raises(ValueError, match="z must be"):
         gen(torch.randn(2, 5))
     with pytest.raises(ValueError, match="either n"):
@@ -40,14 +44,53 @@ def test_bad_inputs():
         disc(torch.rand(2, 7, 7))
     with pytest.raises(TypeError, match="floating point"):
         disc(torch.zeros(2, 8, 8, dtype=torch.long))
+    with pytest.raises(ValueError, match="NaN"):
+        disc(torch.full((2, 8, 8), float("nan")))
     with pytest.raises(ValueError, match="divisible"):
         gan.TransformerGenerator(4, 8, 3)
     with pytest.raises(ValueError, match="latent_dim"):
         gan.TransformerGenerator(0)
-    with pytest.raises(ValueError, match="noise_dim"):
-        gan.TransformerLatentEncoder(2, 1)
-    with pytest.raises(TypeError, match="TransformerLatentEncoder"):
-        gan.cluster_assignments(disc, torch.rand(2, 8, 8))
+    with pytest.raises(TypeError, match="PatchEncoderConfig"):
+        gan.TransformerDiscriminator({"patch_size": 4})
+    with pytest.raises(TypeError, match="GANConfig"):
+        gan.GAN({"latent_dim": 4})
+    with pytest.raises(KeyError, match="no snapshot after epoch 3"):
+        model.snapshot(3)
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(disc_patch_size=3), "not divisible by disc_patch_size"),
+    (dict(gen_patch_size=0), "gen_patch_size must be a positive int"),
+    (dict(d_model=18, n_heads=4), "not divisible by n_heads"),
+    (dict(loss="wgan"), "loss must be"),
+    (dict(augment="flip"), "unknown augmentation"),
+    (dict(lr_d=0.0), "learning rates"),
+    (dict(betas=(0.5, 1.0)), "betas"),
+    (dict(ema_decay=1.0), "ema_decay"),
+    (dict(r1_gamma=-1.0), "r1_gamma"),
+    (dict(cutout=-1), "cutout"),
+    (dict(epochs=0), "epochs"),
+    (dict(checkpoints=(1, 46)), "checkpoints"),
+    (dict(checkpoints=(5, 5)), "checkpoints"),
+    (dict(seed=-1), "seed"),
+])
+def test_config_rejects_bad_values(change, match):
+    with pytest.raises(ValueError, match=match):
+        gan.GANConfig(**change)
+
+
+def test_config_is_frozen_and_describes_the_discriminator():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        gan.GAN_CONFIG.epochs = 1
+    enc = gan.GAN_CONFIG.disc_encoder_config()
+    assert (enc.patch_size, enc.n_layers, enc.d_model) == (4, 2, 64)
+    assert gan.GAN_CONFIG == gan.GANConfig()
+
+
+def test_discriminator_is_a_patch_encoder_with_a_head():
+    disc = tiny_disc(spectral_norm=False)
+    x = torch.rand(3, 8, 8)
+    torch.testing.assert_close(disc(x), disc.head(disc.backbone(x)[:, 0]).squeeze(-1))
 
 
 def test_hinge_losses_match_formulas():
@@ -66,124 +109,172 @@ def test_hinge_losses_match_formulas():
 
 
 def test_spectral_norm_bounds_linear_maps():
-    disc = gan.TransformerDiscriminator(8, 4, n_layers=1, spectral_norm=True, **SMALL)
+    disc = tiny_disc(spectral_norm=True)
     disc.train()
     for _ in range(30):  # power iterations converge during forward passes
         disc(torch.rand(4, 8, 8))
     disc.eval()
-    sigma = torch.linalg.matrix_norm(disc.embed.weight.detach(), ord=2)
-    assert abs(float(sigma) - 1.0) < 0.05
+    for lin in (disc.backbone.embed, disc.head, disc.backbone.encoder.layers[0].ff.linear1):
+        sigma = torch.linalg.matrix_norm(lin.weight.detach(), ord=2)
+        assert abs(float(sigma) - 1.0) < 0.05
 
 
-def test_r1_penalty_double_backward_and_value():
-    disc = gan.TransformerDiscriminator(8, 4, n_layers=1, spectral_norm=False, **SMALL)
-    real = torch.rand(3, 8, 8)
+def test_r1_penalty_value_and_second_order_gradients():
+    torch.manual_seed(0)
+    disc = tiny_disc(spectral_norm=False, d_model=4, patch_size=2, image_size=4).double()
+    real = torch.rand(2, 4, 4, dtype=torch.float64)
     r1 = gan.r1_penalty(disc, real)
-    r1.backward()  # double backward through the from-scratch attention
-    assert disc.embed.weight.grad is not None and disc.embed.weight.grad.abs().sum() > 0
     x = real.clone().requires_grad_(True)
     (g,) = torch.autograd.grad(disc(x).sum(), x)
     torch.testing.assert_close(r1.detach(), g.pow(2).sum((1, 2)).mean())
+    # the double backward through the from-scratch attention, against finite differences
+    assert torch.autograd.gradgradcheck(disc, (real.clone().requires_grad_(True),))
+
+    # and R1's gradient to a weight deep in D (what training uses), also against finite differences
+    class WithEmbed(torch.nn.Module):
+        def __init__(self, weight):
+            super().__init__()
+            self.weight = weight
+
+        def forward(self, images):
+            return torch.func.functional_call(disc, {"backbone.embed.weight": self.weight}, (images,))
+
+    w = disc.backbone.embed.weight.detach().clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda w: gan.r1_penalty(WithEmbed(w), real), (w,))
 
 
-def test_diff_augment():
-    g = torch.Generator().manual_seed(0)
-    x = torch.rand(64, 8, 8)
-    same = gan.diff_augment(x, "translation", shift=0, generator=g)
-    assert torch.equal(same, x)
-    t = gan.diff_augment(x, "translation", generator=g)
-    assert t.shape == x.shape and not torch.equal(t, x)
-    # a shifted image keeps its pixels, except the row/column pushed off the edge
-    one = torch.zeros(1, 8, 8)
-    one[0, 4, 4] = 1.0
-    assert gan.diff_augment(one, "translation", generator=g).sum() == 1.0
-    c = gan.diff_augment(torch.ones(64, 8, 8), "cutout", cutout=2, generator=g)
-    zeros = (c == 0).flatten(1).sum(1)
-    assert zeros.min() >= 1 and zeros.max() == 4
-    y = x.clone().requires_grad_(True)
-    gan.diff_augment(y, generator=g).sum().backward()  # differentiable
-    assert y.grad is not None
-    with pytest.raises(ValueError, match="unknown augmentation"):
-        gan.diff_augment(x, "rotate")
-    with pytest.raises(ValueError, match="images must be"):
-        gan.diff_augment(torch.rand(8, 8))
+def test_r1_penalty_bad_inputs():
+    with pytest.raises(TypeError, match="nn.Module"):
+        gan.r1_penalty(lambda x: x.sum(), torch.rand(2, 8, 8))
+    with pytest.raises(ValueError, match=r"real must have shape \(B, H, W\)"):
+        gan.r1_penalty(tiny_disc(), torch.rand(2, 64))
 
 
-def test_ema_tracks_weights():
-    lin = torch.nn.Linear(2, 2)
+def test_ema_matches_a_hand_computation_including_warm_up():
+    lin = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        lin.weight.fill_(10.0)
     ema = gan.EMA(lin, decay=0.5)
+    expected = 10.0
+    for t, w in enumerate([0.0, 2.0, 4.0]):
+        with torch.no_grad():
+            lin.weight.fill_(w)
+        ema.update(lin)
+        beta = (1 + t) / (10 + t)                 # warm-up: 0.1, 2/11, 3/12, all below 0.5
+        expected = beta * expected + (1 - beta) * w
+        assert ema.model.weight.item() == pytest.approx(expected, rel=1e-6)
+    assert ema.model.weight.item() == pytest.approx(3 / 12 * (2 / 11 * 1.0 + 9 / 11 * 2.0) + 9 / 12 * 4.0)
+    # warm-up ends when (1 + t) / (10 + t) reaches the decay: t = 8 for 0.5
+    assert [ema.beta(t) for t in (0, 7, 8, 100)] == [0.1, 8 / 17, 0.5, 0.5]
     with torch.no_grad():
         lin.weight.fill_(1.0)
     for _ in range(200):
         ema.update(lin)
     torch.testing.assert_close(ema.model.weight, lin.weight)
+    assert not ema.model.weight.requires_grad
+
+
+def test_ema_bad_inputs():
+    lin = torch.nn.Linear(2, 2)
     with pytest.raises(ValueError, match="decay"):
         gan.EMA(lin, decay=1.0)
+    with pytest.raises(TypeError, match="nn.Module"):
+        gan.EMA(lin.weight)
+    with pytest.raises(ValueError, match="architecture"):
+        gan.EMA(lin).update(torch.nn.Linear(2, 2, bias=False))
 
 
-def test_train_gan_history_and_errors():
-    torch.manual_seed(0)
-    gen, disc = tiny_pair()
+def test_train_gan_history_snapshots_and_determinism():
     images = torch.rand(32, 8, 8)
-    hist = gan.train_gan(gen, disc, images, epochs=2, batch_size=16, checkpoints=(1,),
-                         r1_gamma=0.1, callback=lambda e, g: {"mean": float(g.sample(4).mean())})
-    for k in ("d_loss", "g_loss", "d_real", "d_fake", "r1", "mean"):
-        assert len(hist[k]) == 2, k
-    assert hist["r1"][0] > 0 and list(hist["checkpoints"]) == [1]
-    assert isinstance(hist["ema"], gan.TransformerGenerator)
+    model, hist = gan.train_gan(dataclasses.replace(TINY, r1_gamma=0.1), images)
+    for k in ("d_loss", "g_loss", "d_real", "d_fake", "r1"):
+        assert len(hist[k]) == 2 and all(isinstance(v, float) for v in hist[k]), k
+    assert hist["r1"][0] > 0
+    assert not model.training
+    # the last snapshot is the final (EMA) generator
+    for a, b in zip(model.snapshot(2).parameters(), model.generator.parameters(), strict=True):
+        assert torch.equal(a, b)
+    again, hist2 = gan.train_gan(dataclasses.replace(TINY, r1_gamma=0.1), images)
+    assert hist2 == hist
+    z = torch.randn(3, 4)
+    assert torch.equal(model.generator(z), again.generator(z))
+
+
+def test_train_gan_seed_offset_shifts_the_seed(monkeypatch):
+    images = torch.rand(32, 8, 8)
+    cfg = dataclasses.replace(TINY, epochs=1, checkpoints=())
+    monkeypatch.setenv("TFUL_SEED_OFFSET", "1")
+    _, shifted = gan.train_gan(cfg, images)
+    monkeypatch.delenv("TFUL_SEED_OFFSET")
+    _, seed1 = gan.train_gan(dataclasses.replace(cfg, seed=1), images)
+    _, seed0 = gan.train_gan(cfg, images)
+    assert shifted == seed1 and shifted != seed0
+
+
+def test_train_gan_pins_threads_and_restores_them(monkeypatch):
+    monkeypatch.delenv("TFUL_TRAIN_THREADS", raising=False)
+    seen = []
+    hinge = gan.d_hinge_loss
+
+    def spy(real, fake):
+        seen.append(torch.get_num_threads())
+        return hinge(real, fake)
+
+    monkeypatch.setattr(gan, "d_hinge_loss", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        gan.train_gan(dataclasses.replace(TINY, epochs=1, checkpoints=()), torch.rand(16, 8, 8))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert seen and set(seen) == {1}
+
+
+def test_train_gan_bad_inputs():
+    images = torch.rand(32, 8, 8)
+    with pytest.raises(TypeError, match="GANConfig"):
+        gan.train_gan({"epochs": 1}, images)
     with pytest.raises(ValueError, match="NaN"):
-        gan.train_gan(gen, disc, images.clone().fill_(float("nan")), epochs=1)
+        gan.train_gan(TINY, images.clone().fill_(float("nan")))
     with pytest.raises(ValueError, match="at least 2"):
-        gan.train_gan(gen, disc, images[:1], epochs=1)
-    with pytest.raises(ValueError, match="epochs"):
-        gan.train_gan(gen, disc, images, epochs=0)
-    with pytest.raises(ValueError, match="loss must be"):
-        gan.train_gan(gen, disc, images, epochs=1, loss="wgan")
-    with pytest.raises(ValueError, match="unknown augmentation"):
-        gan.train_gan(gen, disc, images, epochs=1, augment="flip")
+        gan.train_gan(TINY, images[:1])
     with pytest.raises(ValueError, match=r"\(B, 8, 8\)"):
-        gan.train_gan(gen, disc, torch.rand(4, 64), epochs=1)
+        gan.train_gan(TINY, torch.rand(4, 7, 7))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        gan.train_gan(TINY, images * 2 - 1)
+    with pytest.raises(TypeError, match="floating point"):
+        gan.train_gan(TINY, (images * 16).long())
 
 
-def test_train_gan_nan_guard():
-    gen, disc = tiny_pair()
-    with torch.no_grad():
-        disc.head.parametrizations.weight.original.fill_(float("nan"))
+def test_train_gan_nan_guard(monkeypatch):
+    original = gan.GAN.__init__
+
+    def broken(self, config):
+        original(self, config)
+        with torch.no_grad():
+            self.discriminator.head.parametrizations.weight.original.fill_(float("nan"))
+
+    monkeypatch.setattr(gan.GAN, "__init__", broken)
     with pytest.raises(FloatingPointError, match="discriminator"):
-        gan.train_gan(gen, disc, torch.rand(16, 8, 8), epochs=1, batch_size=8)
+        gan.train_gan(dataclasses.replace(TINY, epochs=1, checkpoints=()), torch.rand(16, 8, 8))
 
 
-def test_cluster_latent_and_clustergan():
-    z, c = gan.sample_cluster_latent(6, 3, 4, generator=torch.Generator().manual_seed(0))
-    assert z.shape == (6, 7) and torch.equal(z[:, 3:].argmax(1), c)
-    z, c = gan.sample_cluster_latent(3, 2, 4, classes=torch.tensor([0, 3, 1]))
-    assert c.tolist() == [0, 3, 1]
-    with pytest.raises(ValueError, match=r"\[0, 4\)"):
-        gan.sample_cluster_latent(2, 2, 4, classes=torch.tensor([0, 4]))
-    with pytest.raises(ValueError, match="sigma"):
-        gan.sample_cluster_latent(2, 2, 4, sigma=0.0)
-    torch.manual_seed(0)
-    gen, disc = tiny_pair(latent_dim=3 + 4)
-    enc = gan.TransformerLatentEncoder(3, 4, 8, 4, n_layers=1, **SMALL)
-    hist = gan.train_clustergan(gen, disc, enc, torch.rand(32, 8, 8), epochs=1, batch_size=16)
-    assert len(hist["c_loss"]) == 1 and len(hist["z_loss"]) == 1
-    with pytest.raises(ValueError, match="noise_dim"):
-        gan.train_clustergan(gen, disc, gan.TransformerLatentEncoder(2, 4), torch.rand(8, 8, 8))
-
-
-def test_pretrained_accessors_use_cache(tmp_path, monkeypatch):
+def test_recipe_trains_once_and_loads_fresh_frozen_copies(tmp_path, monkeypatch):
     monkeypatch.setenv("TFUL_CACHE", str(tmp_path))
-    monkeypatch.setattr(gan, "_training_images", lambda: torch.rand(32, 8, 8))
-    cfg = {**gan.GAN_CONFIG, **SMALL, "g_layers": 1, "d_layers": 1, "epochs": 2,
-           "checkpoints": [1, 2]}
-    gen, hist = gan.pretrained_gan(config=cfg, verbose=False, with_history=True)
-    assert len(hist["d_loss"]) == 2 and set(hist["checkpoints"]) == {1, 2}
-    again = gan.pretrained_gan(config=cfg, verbose=False)  # from the cache
-    z = torch.randn(3, cfg["latent_dim"])
-    torch.testing.assert_close(gen(z), again(z))
-    ccfg = {**gan.CLUSTERGAN_CONFIG, **SMALL, "g_layers": 1, "d_layers": 1, "epochs": 1}
-    g2, enc, h2 = gan.pretrained_clustergan(config=ccfg, verbose=False, with_history=True)
-    assert len(h2["c_loss"]) == 1 and enc.n_clusters == 10
+    monkeypatch.setattr(gan, "_training_images", lambda images, size: torch.rand(32, 8, 8))
+    first = models.load("gan", TINY)
+    second = models.load("gan", TINY)
+    assert first.trained and not second.trained
+    assert set(first.history) == {"d_loss", "g_loss", "d_real", "d_fake", "r1"}
+    assert len(first.history["d_loss"]) == 2 and second.history == first.history
+    assert first.model is not second.model
+    assert not second.model.training
+    assert not any(p.requires_grad for p in second.model.parameters())
+    z = torch.randn(3, 4)
+    torch.testing.assert_close(first.model.generator(z), second.model.generator(z))
+    torch.testing.assert_close(first.model.snapshot(1)(z), second.model.snapshot(1)(z))
+    assert isinstance(second.model.discriminator, gan.TransformerDiscriminator)
 
 
 def test_checks_accept_reference_and_reject_wrong():
