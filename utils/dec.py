@@ -25,16 +25,16 @@ helps when the initial clusters (k-means on the pretrained features) are mostly 
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import runtime
 from .augment import AugmentConfig
 from .augment import augment as augment_images
-from .train import check_finite, progress
+from .data import check_images
+from .train import TrainConfig, Trainer
 from .transformer import PatchEncoder
 
 __all__ = [
@@ -113,7 +113,8 @@ def init_centroids(features: np.ndarray, n_clusters: int, method: str = "kmeans"
     if method == "kmeans":
         from sklearn.cluster import KMeans
 
-        km = KMeans(n_clusters, n_init=10, random_state=seed).fit(f)
+        with runtime.threads(1):                # the result is asserted: pin the threads
+            km = KMeans(n_clusters, n_init=10, random_state=seed).fit(f)
         return km.cluster_centers_.astype(np.float32), km.labels_.astype(np.int64)
     if method == "random":
         rng = np.random.default_rng(seed)
@@ -178,11 +179,18 @@ def run_dec(encoder: PatchEncoder, images, n_clusters: int = 10, *, epochs: int 
             desc: str = "DEC") -> tuple[DEC, dict[str, list]]:
     """Initialise centroids, then train encoder and centroids jointly with DEC's KL loss.
 
-    The target ``P`` is recomputed from all images at the start of every epoch and held
-    fixed during it. With ``augment`` (an :class:`~utils.augment.AugmentConfig`), the
-    assignments ``Q`` in the loss are computed on a random view of each image while ``P``
-    comes from the clean image, as in DEC-DA (Guo et al., 2018): the encoder must assign
-    every view of a digit to the cluster the clean digit is confidently in.
+    The target ``P`` is computed from all images before the first epoch and after every
+    epoch, and held fixed during an epoch. With ``augment`` (an
+    :class:`~utils.augment.AugmentConfig`), the assignments ``Q`` in the loss are
+    computed on a random view of each image while ``P`` comes from the clean image, as
+    in DEC-DA (Guo et al., 2018): the encoder must assign every view of a digit to the
+    cluster the clean digit is confidently in.
+
+    Training runs :class:`utils.train.Trainer` with a constant learning rate (``lr``
+    for the encoder, ``centroid_lr``, default ``100 * lr``, for the centroids), no
+    weight decay and no gradient clipping, on :func:`utils.runtime.train_threads`
+    threads; ``seed`` (shifted by :func:`utils.runtime.training_seed`) seeds the centroid
+    initialisation, the batch order and the augmentations.
 
     ``labels`` are used **only for evaluation** (the loss never sees them): when given,
     the history records the ARI (and Hungarian accuracy) of the hard assignments after
@@ -191,65 +199,61 @@ def run_dec(encoder: PatchEncoder, images, n_clusters: int = 10, *, epochs: int 
     Returns ``(dec, history)``; ``history`` has ``loss`` (per epoch), ``changed`` (the
     fraction of points whose hard cluster changed during that epoch) and, with labels,
     ``ari`` and ``acc`` (``epochs + 1`` values each). The encoder passed in is modified
-    in place (pass a copy to keep the original).
+    in place, with ``requires_grad`` switched on (pass a copy to keep the original).
     """
     from sklearn.metrics import adjusted_rand_score
 
-    x = images if torch.is_tensor(images) else torch.as_tensor(np.asarray(images))
-    if x.ndim != 3 or len(x) == 0:
-        raise ValueError(f"images must be a non-empty (N, H, W) array, got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise TypeError(f"images must be floating point, got {x.dtype}")
-    if not torch.isfinite(x).all():
-        raise ValueError("images contain NaN or infinite values")
-    x = x.float()
-    if epochs < 1 or batch_size < 1:
+    from .metrics import cluster_accuracy
+
+    x = check_images(images, "images", numpy_ok=True).float()
+    if not isinstance(epochs, int) or epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be positive, got {epochs}, {batch_size}")
     y = None
     if labels is not None:
         y = np.asarray(labels)
         if y.shape != (len(x),):
             raise ValueError(f"labels must have shape ({len(x)},), got {y.shape}")
-    try:
-        from .metrics import cluster_accuracy
-    except ImportError:  # pragma: no cover - metrics are part of the package
-        cluster_accuracy = None
 
     encoder.eval()
-    feats = _embed_all(encoder, x, normalize, scale)
-    centroids, start = init_centroids(feats, n_clusters, init, seed)
-    torch.manual_seed(seed)
-    dec = DEC(encoder, centroids, alpha=alpha, normalize=normalize, scale=scale)
+    with runtime.training():                    # the start, too, on the training threads
+        feats = _embed_all(encoder, x, normalize, scale)
+    centroids, _ = init_centroids(feats, n_clusters, init, runtime.training_seed(seed))
+    trainer = Trainer(TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=0.0,
+                                  schedule="constant", grad_clip=None, seed=seed, desc=desc))
+    dec = DEC(encoder.requires_grad_(True), centroids, alpha=alpha, normalize=normalize,
+              scale=scale)
     centroid_lr = lr * 100 if centroid_lr is None else centroid_lr
-    opt = torch.optim.Adam([{"params": dec.encoder.parameters(), "lr": lr},
-                            {"params": [dec.centroids], "lr": centroid_lr}])
-    gen = torch.Generator().manual_seed(seed)
-    history: dict[str, list] = defaultdict(list)
+    groups = [{"params": list(dec.encoder.parameters()), "lr": lr},
+              {"params": [dec.centroids], "lr": centroid_lr}]
+    evaluation: dict[str, list[float]] = {"ari": [], "acc": []}
 
     def log_eval(assign: np.ndarray) -> None:
         if y is not None:
-            history["ari"].append(float(adjusted_rand_score(y, assign)))
-            if cluster_accuracy is not None:
-                history["acc"].append(float(cluster_accuracy(y, assign)))
+            evaluation["ari"].append(float(adjusted_rand_score(y, assign)))
+            evaluation["acc"].append(float(cluster_accuracy(y, assign)))
 
-    previous = dec.assignments(x).argmax(1).numpy()
-    log_eval(previous)
-    for epoch in progress(range(epochs), desc=desc):
-        p_all = target_distribution(dec.assignments(x))
-        dec.train()
-        order = torch.randperm(len(x), generator=gen)
-        total = 0.0
-        for step, idx in enumerate(order.split(batch_size)):
-            batch = x[idx] if augment is None else augment_images(x[idx], augment, generator=gen)
-            loss = dec_loss(dec(batch), p_all[idx])
-            total += check_finite(loss, f"DEC epoch {epoch}, step {step}") * len(idx)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        current = dec.assignments(x).argmax(1).numpy()
-        history["loss"].append(total / len(x))
-        history["changed"].append(float((current != previous).mean()))
+    with runtime.training():
+        q_all = dec.assignments(x)
+    target = {"p": target_distribution(q_all), "hard": q_all.argmax(1).numpy()}
+    log_eval(target["hard"])
+
+    def loss_fn(batch):
+        images_b, idx = batch
+        if augment is not None:
+            images_b = augment_images(images_b, augment, generator=trainer.generator)
+        return dec_loss(dec(images_b), target["p"][idx])
+
+    def on_epoch(t):
+        q = dec.assignments(x)
+        current = q.argmax(1).numpy()
+        changed = float((current != target["hard"]).mean())
+        target.update(p=target_distribution(q), hard=current)
         log_eval(current)
-        previous = current
+        return {"changed": changed}
+
+    history = trainer.fit(dec, loss_fn, (x, torch.arange(len(x))), param_groups=groups,
+                          on_epoch=on_epoch)
+    if y is not None:
+        history.update(evaluation)
     dec.eval()
-    return dec, dict(history)
+    return dec, history

@@ -4,7 +4,7 @@ FID and the Inception Score were defined with an ImageNet Inception-v3 network.
 For 8x8 digits we train our own small CNN on the digits *train* split
 (:func:`utils.data.digits_split`); its 128 penultimate ReLU features replace
 Inception's 2048 pool features and its softmax replaces Inception's 1000 classes.
-It is trained once, deterministically, and cached by config hash.
+It is trained once, deterministically, and cached: ``models.load("feature-net")``.
 
 Convenience metrics on ``(N, 8, 8)`` images in ``[0, 1]``:
 
@@ -15,32 +15,49 @@ Convenience metrics on ``(N, 8, 8)`` images in ``[0, 1]``:
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch import nn
 
-from . import runtime
-from .data import digits_split
+from . import models, runtime
+from .data import check_images, digits_split
 from .metrics.generative import feature_statistics, frechet_distance, inception_score
+from .train import TrainConfig, Trainer
 
 __all__ = [
+    "FeatureConfig",
     "FEATURE_CONFIG",
     "FeatureClassifier",
-    "feature_classifier",
-    "check_images",
     "digits_features",
     "digits_probs",
     "fid_reference_images",
     "digits_fid",
     "digits_inception_score",
-    "TRAIN_THREADS",
 ]
 
-FEATURE_CONFIG = {
-    "name": "digits-feature-cnn", "version": 1, "channels": [16, 32], "n_features": 128,
-    "dropout": 0.1, "epochs": 30, "batch_size": 64, "lr": 1e-2, "weight_decay": 1e-4,
-    "test_size": 0.25, "split_seed": 0, "seed": 0,
-}
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Architecture and training settings of the digits feature classifier."""
+
+    channels: tuple[int, int] = (16, 32)
+    num_features: int = 128
+    dropout: float = 0.1
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-2
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 9.0
+    test_size: float = 0.25
+    split_seed: int = 0
+    seed: int = 0
+
+
+#: The classifier behind every digits-FID and Inception Score of the book.
+FEATURE_CONFIG = FeatureConfig()
 
 
 class FeatureClassifier(nn.Module):
@@ -51,17 +68,17 @@ class FeatureClassifier(nn.Module):
     "Inception features") and :meth:`probs` the class probabilities.
     """
 
-    def __init__(self, channels=(16, 32), n_features: int = 128, n_classes: int = 10,
+    def __init__(self, channels=(16, 32), num_features: int = 128, n_classes: int = 10,
                  dropout: float = 0.1):
         super().__init__()
         c1, c2 = channels
-        self.num_features = n_features  # read by torchmetrics' FrechetInceptionDistance
+        self.num_features = num_features  # read by torchmetrics' FrechetInceptionDistance
         self.body = nn.Sequential(
             nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(),
             nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Dropout(dropout), nn.Linear(c2 * 16, n_features), nn.ReLU(),
+            nn.Flatten(), nn.Dropout(dropout), nn.Linear(c2 * 16, num_features), nn.ReLU(),
         )
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(n_features, n_classes))
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(num_features, n_classes))
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Penultimate features ``(N, num_features)``."""
@@ -78,105 +95,67 @@ class FeatureClassifier(nn.Module):
         return torch.softmax(self(images), dim=-1)
 
 
-def _train(cfg: dict) -> dict[str, torch.Tensor]:
-    from .train import check_finite, progress
-
-    gen = runtime.seed_everything(cfg["seed"])
-    x_tr, _, y_tr, _ = digits_split(cfg["test_size"], cfg["split_seed"])
-    x_tr, y_tr = torch.tensor(x_tr), torch.tensor(y_tr)
-    model = FeatureClassifier(cfg["channels"], cfg["n_features"], dropout=cfg["dropout"])
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-    steps_per_epoch = -(-len(x_tr) // cfg["batch_size"])
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"],
-                                                total_steps=cfg["epochs"] * steps_per_epoch)
-    model.train()
-    for epoch in progress(range(cfg["epochs"]), desc="feature classifier"):
-        for idx in torch.randperm(len(x_tr), generator=gen).split(cfg["batch_size"]):
-            loss = nn.functional.cross_entropy(model(x_tr[idx]), y_tr[idx])
-            check_finite(loss, f"feature classifier epoch {epoch}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-    return model.state_dict()
+def _build(config: FeatureConfig) -> FeatureClassifier:
+    return FeatureClassifier(config.channels, config.num_features, dropout=config.dropout)
 
 
-# Float sums are split differently across threads, so the thread count is part of the
-# training recipe: the same config trained with 1 or 2 threads gives (slightly) different
-# weights and FIDs. The cached classifier is trained with exactly this many threads,
-# whatever the caller has set.
-TRAIN_THREADS = 2
+def _train(config: FeatureConfig) -> tuple[FeatureClassifier, dict[str, list[float]]]:
+    """Cross-entropy on the digits train split with :class:`utils.train.Trainer`."""
+    c = config
+    trainer = Trainer(TrainConfig(
+        epochs=c.epochs, batch_size=c.batch_size, lr=c.lr, weight_decay=c.weight_decay,
+        schedule="cosine", warmup_epochs=c.warmup_epochs, grad_clip=None, seed=c.seed,
+        desc="feature classifier"))
+    x_tr, _, y_tr, _ = digits_split(c.test_size, c.split_seed)
+    model = _build(c)                           # after the trainer: seeded initialisation
+
+    def loss_fn(batch):
+        x, y = batch
+        return nn.functional.cross_entropy(model(x), y)
+
+    history = trainer.fit(model, loss_fn, (torch.tensor(x_tr), torch.tensor(y_tr)))
+    return model, history
 
 
-def _train_pinned(cfg: dict) -> dict[str, torch.Tensor]:
-    with runtime.threads(TRAIN_THREADS):
-        return _train(cfg)
-
+models.register(models.Recipe(
+    name="feature-net", default=FEATURE_CONFIG, build=_build, train=_train,
+    summary="the small digits CNN whose penultimate features stand in for Inception's"))
 
 _MODEL: dict[str, FeatureClassifier] = {}
 
 
-def feature_classifier(verbose: bool = False) -> FeatureClassifier:
-    """The cached digits classifier in eval mode.
-
-    Trained deterministically (a few seconds, with ``TRAIN_THREADS`` threads) when the
-    cache holds no copy.
-    """
-    key = runtime.config_hash(FEATURE_CONFIG)
+def _classifier() -> FeatureClassifier:
+    """The book's classifier, loaded once per process (per cache key)."""
+    key = runtime.config_hash(runtime.recipe_key(dataclasses.asdict(FEATURE_CONFIG)))
     if key not in _MODEL:
-        state = runtime.cached_state("feature_net", FEATURE_CONFIG,
-                                     lambda: _train_pinned(FEATURE_CONFIG), verbose=verbose)
-        model = FeatureClassifier(FEATURE_CONFIG["channels"], FEATURE_CONFIG["n_features"],
-                                  dropout=FEATURE_CONFIG["dropout"])
-        model.load_state_dict(state)
-        model.eval().requires_grad_(False)
-        _MODEL[key] = model
+        _MODEL[key] = models.load("feature-net", FEATURE_CONFIG).model
     return _MODEL[key]
 
 
-def check_images(images, name: str = "images") -> torch.Tensor:
-    """Validate ``(N, 8, 8)`` finite images in ``[0, 1]``; return them as a float32 tensor."""
-    if isinstance(images, np.ndarray):
-        images = torch.from_numpy(np.ascontiguousarray(images))
-    if not torch.is_tensor(images):
-        raise TypeError(
-            f"{name} must be a numpy array or torch tensor, got {type(images).__name__}"
-        )
-    if not (images.is_floating_point() or images.dtype in (torch.uint8, torch.int64, torch.int32)):
-        raise TypeError(f"{name} must hold real numbers, got dtype {images.dtype}")
-    if images.ndim != 3 or images.shape[1:] != (8, 8):
-        raise ValueError(f"{name} must have shape (N, 8, 8), got {tuple(images.shape)}")
-    if len(images) == 0:
-        raise ValueError(f"{name} is empty")
-    x = images.detach().float().cpu()
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{name} contain NaN or infinite values")
-    lo, hi = float(x.min()), float(x.max())
-    if lo < -1e-4 or hi > 1 + 1e-4:
-        raise ValueError(f"{name} must lie in [0, 1], got values in [{lo:.3g}, {hi:.3g}]; "
-                         "rescale (e.g. (x + 1) / 2 for tanh outputs) or clamp first")
-    return x.clamp(0.0, 1.0)
+def _images(images, name: str = "images") -> torch.Tensor:
+    x = check_images(images, name, size=8, unit_range=True, numpy_ok=True)
+    return x.detach().float().cpu().clamp(0.0, 1.0)
 
 
 @torch.no_grad()
 def digits_features(images) -> np.ndarray:
     """Penultimate features ``(N, 128)`` of ``(N, 8, 8)`` images in ``[0, 1]``, as float64."""
-    x = check_images(images)
-    net = feature_classifier()
+    x = _images(images)
+    net = _classifier()
     return torch.cat([net.features(b) for b in x.split(512)]).double().numpy()
 
 
 @torch.no_grad()
 def digits_probs(images) -> np.ndarray:
     """Class probabilities ``(N, 10)`` of ``(N, 8, 8)`` images in ``[0, 1]``, as float64."""
-    x = check_images(images)
-    net = feature_classifier()
+    x = _images(images)
+    net = _classifier()
     return torch.cat([net.probs(b) for b in x.split(512)]).double().numpy()
 
 
 def fid_reference_images() -> np.ndarray:
     """The default FID reference: the held-out test split of the digits ``(450, 8, 8)``."""
-    _, x_te, _, _ = digits_split(FEATURE_CONFIG["test_size"], FEATURE_CONFIG["split_seed"])
+    _, x_te, _, _ = digits_split(FEATURE_CONFIG.test_size, FEATURE_CONFIG.split_seed)
     return x_te
 
 
@@ -190,7 +169,7 @@ def digits_fid(images, reference=None, n: int | None = 1000) -> float:
     (the book uses 1000 generated images). ``n=None`` uses all images given.
     Raises ``ValueError`` if fewer than ``n`` images are passed.
     """
-    x = check_images(images)
+    x = _images(images)
     if n is not None:
         if not isinstance(n, int | np.integer) or isinstance(n, bool) or n < 2:
             raise ValueError(f"n must be an int >= 2 or None, got {n!r}")
@@ -199,12 +178,12 @@ def digits_fid(images, reference=None, n: int | None = 1000) -> float:
                              "pass more samples or set n explicitly (same n for every model)")
         x = x[:n]
     if reference is None:
-        key = runtime.config_hash(FEATURE_CONFIG)
+        key = runtime.config_hash(runtime.recipe_key(dataclasses.asdict(FEATURE_CONFIG)))
         if key not in _REF_STATS:
             _REF_STATS[key] = feature_statistics(digits_features(fid_reference_images()))
         mu_r, sigma_r = _REF_STATS[key]
     else:
-        mu_r, sigma_r = feature_statistics(digits_features(check_images(reference, "reference")))
+        mu_r, sigma_r = feature_statistics(digits_features(_images(reference, "reference")))
     mu, sigma = feature_statistics(digits_features(x))
     return frechet_distance(mu, sigma, mu_r, sigma_r)
 

@@ -17,14 +17,15 @@ Two objectives, both trained without labels:
 
   where :math:`\mathrm{pos}(i)` is the other view of the same image.
 
-:func:`pretrained_digits_encoder` returns the encoder trained on all 1,797
-digits; it is stored in the checkpoint cache under a hash of every training
-setting, so later chapters load it instead of training it again.
+Both train on all 1,797 digits with :class:`utils.train.Trainer` and are registered
+with :mod:`utils.models`: ``models.load("digits-ssl-contrastive").model`` is the
+:class:`ContrastiveEncoder`, ``models.load("digits-ssl-masked").model`` the
+:class:`MaskedModel` (its ``.encoder`` is the :class:`MaskedEncoder`), trained once
+and then loaded from the checkpoint cache.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -32,9 +33,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import runtime
+from . import models, runtime
 from .augment import AugmentConfig, augment
-from .train import check_finite, progress
+from .data import check_images
+from .train import TrainConfig, Trainer
 from .transformer import PatchEncoder, PatchEncoderConfig, image_to_patches
 
 __all__ = [
@@ -49,8 +51,6 @@ __all__ = [
     "SSLConfig",
     "default_config",
     "train_ssl",
-    "pretrained_digits_encoder",
-    "pretrained_masked_model",
     "evaluate_features",
     "encode",
 ]
@@ -106,7 +106,7 @@ def nt_xent_reference(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0
 
 def random_token_mask(batch: int, n_tokens: int, mask_ratio: float, *,
                       generator: torch.Generator | None = None) -> torch.Tensor:
-    """A ``(batch, n_tokens)`` bool mask with exactly ``round(mask_ratio * n_tokens)`` True per row."""
+    """A ``(batch, n_tokens)`` bool mask with exactly ``max(1, round(mask_ratio * n_tokens))`` True per row."""
     if not 0.0 < mask_ratio < 1.0:
         raise ValueError(f"mask_ratio must be in (0, 1), got {mask_ratio}")
     if batch < 1 or n_tokens < 1:
@@ -193,7 +193,7 @@ DIGITS_ENCODER = PatchEncoderConfig(image_size=8, patch_size=4, d_model=64, n_he
 
 @dataclass(frozen=True)
 class SSLConfig:
-    """Every setting that defines a pretrained encoder (its cache key is this dict's hash)."""
+    """Every setting that defines a pretrained encoder (all of it is in the cache key)."""
 
     objective: str = "contrastive"
     encoder: PatchEncoderConfig = DIGITS_ENCODER
@@ -215,6 +215,8 @@ class SSLConfig:
         if self.epochs < 1 or self.batch_size < 2:
             raise ValueError(f"need epochs >= 1 and batch_size >= 2, got {self.epochs}, "
                              f"{self.batch_size}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -237,123 +239,88 @@ def _new_encoder(config: SSLConfig) -> ContrastiveEncoder | MaskedEncoder:
     return MaskedEncoder(config.encoder)
 
 
-def _lr_factor(step: int, total: int, warmup: int) -> float:
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+def _new_model(config: SSLConfig) -> ContrastiveEncoder | MaskedModel:
+    """What training updates: the contrastive encoder, or the masked encoder with its decoder."""
+    encoder = _new_encoder(config)
+    return encoder if config.objective == "contrastive" else MaskedModel(encoder)
+
+
+def _fit(config: SSLConfig, images, *, callback=None, desc: str | None = None
+         ) -> tuple[ContrastiveEncoder | MaskedModel, dict[str, list[float]]]:
+    x = check_images(images, "images", numpy_ok=True).float()
+    if len(x) < 2:
+        raise ValueError(f"need at least 2 images, got {len(x)}")
+    c = config
+    trainer = Trainer(TrainConfig(
+        epochs=c.epochs, batch_size=c.batch_size, lr=c.lr, weight_decay=c.weight_decay,
+        no_decay_bias_norm=True, schedule="cosine", warmup_epochs=c.warmup_epochs, grad_clip=1.0,
+        drop_last=True, seed=c.seed, desc=desc or f"{c.objective} pretraining"))
+    model = _new_model(c)                       # after the trainer: seeded initialisation
+    encoder = model if c.objective == "contrastive" else model.encoder
+    gen = trainer.generator
+
+    def contrastive_loss(batch):
+        v1 = augment(batch, c.augment, generator=gen)
+        v2 = augment(batch, c.augment, generator=gen)
+        z = encoder.features(torch.cat([v1, v2]))
+        return nt_xent(z[:len(batch)], z[len(batch):], c.temperature)
+
+    def masked_loss(batch):
+        mask = random_token_mask(len(batch), encoder.n_patches, c.mask_ratio, generator=gen)
+        return masked_patch_loss(model, batch, mask)
+
+    on_epoch = None if callback is None else (lambda t: callback(t.epoch, encoder))
+    history = trainer.fit(model, contrastive_loss if c.objective == "contrastive" else masked_loss,
+                          x, on_epoch=on_epoch)
+    return model, history
 
 
 def train_ssl(config: SSLConfig, images: torch.Tensor | np.ndarray, *, callback=None,
-              desc: str | None = None, _keep: dict | None = None
-              ) -> tuple[PatchEncoder, dict[str, list[float]]]:
-    """Train a fresh :class:`~utils.transformer.PatchEncoder` with ``config``'s objective on ``images`` (no labels).
+              desc: str | None = None) -> tuple[PatchEncoder, dict[str, list[float]]]:
+    """Train a fresh encoder with ``config``'s objective on ``images`` (no labels).
 
-    Deterministic given ``config.seed``: the initial weights, batch order, augmentations
-    and masks all come from seeded generators. ``callback(epoch, encoder)`` may return
-    a dict of values to log each epoch (e.g. a probe). Returns ``(encoder, history)``.
+    Runs :class:`utils.train.Trainer`: AdamW (no decay on biases, norms and positional
+    embeddings), linear warm-up then cosine, gradient clipping at 1, the ragged last
+    batch dropped. Deterministic given ``config.seed`` (shifted by
+    :func:`utils.runtime.training_seed`): the initial weights, batch order,
+    augmentations and masks all come from seeded generators. ``callback(epoch, encoder)``
+    may return a dict of values to log each epoch (e.g. a probe). Returns
+    ``(encoder, history)``; for the masked objective the decoder is dropped (the
+    ``"digits-ssl-masked"`` model of :func:`utils.models.load` keeps it).
     """
-    x = torch.as_tensor(np.asarray(images, dtype=np.float32))
-    if x.ndim != 3 or len(x) < 2:
-        raise ValueError(f"images must be (N, H, W) with N >= 2, got {tuple(x.shape)}")
-    if not torch.isfinite(x).all():
-        raise ValueError("images contain NaN or infinite values")
-    c = config
-    torch.manual_seed(c.seed)
-    encoder = _new_encoder(c)
-    model = encoder if c.objective == "contrastive" else MaskedModel(encoder)
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "pos" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "pos" not in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": c.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=c.lr)
-    n = len(x)
-    steps_per_epoch = max(1, n // c.batch_size)                 # drop the ragged last batch
-    total = c.epochs * steps_per_epoch
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: _lr_factor(s, total, c.warmup_epochs * steps_per_epoch))
-    gen = torch.Generator().manual_seed(c.seed)
-    history: dict[str, list[float]] = {"loss": []}
-    for epoch in progress(range(c.epochs), desc=desc or f"{c.objective} pretraining"):
-        model.train()
-        order = torch.randperm(n, generator=gen)
-        losses = []
-        for step in range(steps_per_epoch):
-            batch = x[order[step * c.batch_size:(step + 1) * c.batch_size]]
-            if c.objective == "contrastive":
-                v1 = augment(batch, c.augment, generator=gen)
-                v2 = augment(batch, c.augment, generator=gen)
-                z = encoder.features(torch.cat([v1, v2]))
-                loss = nt_xent(z[:len(batch)], z[len(batch):], c.temperature)
-            else:
-                mask = random_token_mask(len(batch), encoder.n_patches, c.mask_ratio,
-                                         generator=gen)
-                loss = masked_patch_loss(model, batch, mask)
-            losses.append(check_finite(loss, f"epoch {epoch}, step {step}"))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-        history["loss"].append(float(np.mean(losses)))
-        if callback is not None:
-            encoder.eval()
-            for k, v in (callback(epoch, encoder) or {}).items():
-                history.setdefault(k, []).append(float(v))
-    encoder.eval()
-    if _keep is not None and isinstance(model, MaskedModel):
-        _keep["decoder"] = model.decoder.state_dict()
-    return encoder, history
+    model, history = _fit(config, images, callback=callback, desc=desc)
+    return (model if isinstance(model, PatchEncoder) else model.encoder), history
 
 
-# --------------------------------------------------------------------------- public API
-def _pretrained(objective: str, seed: int):
-    """Load (or train and cache) one pretrained model: ``(encoder, history, extra_state)``."""
-    if objective not in ("contrastive", "masked"):
-        raise ValueError(f"objective must be 'contrastive' or 'masked', got {objective!r}")
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    from .data import load_digits_images
+# --------------------------------------------------------------------------- cached models
+def _digits_images() -> np.ndarray:
+    from . import data
 
-    config = default_config(objective, seed)
-
-    def train() -> dict[str, torch.Tensor]:
-        images, _ = load_digits_images()
-        holder = {}
-        encoder, history = train_ssl(config, images, _keep=holder)
-        state = {**encoder.state_dict(), "history.loss": torch.tensor(history["loss"])}
-        if "decoder" in holder:
-            state.update({f"extra.decoder.{k}": v for k, v in holder["decoder"].items()})
-        return state
-
-    state = dict(runtime.cached_state(f"digits-ssl-{objective}",
-                                      {**config.as_dict(), "format": 2}, train, verbose=False))
-    history = {k.removeprefix("history."): state.pop(k).tolist()
-               for k in list(state) if k.startswith("history.")}
-    extra = {k.removeprefix("extra."): state.pop(k) for k in list(state) if k.startswith("extra.")}
-    encoder = _new_encoder(config)
-    encoder.load_state_dict(state)
-    return encoder.eval(), history, extra
+    return data.load_digits_images()[0]
 
 
-def pretrained_digits_encoder(objective: str = "contrastive", seed: int = 0, *,
-                              with_history: bool = False):
-    """The book's encoder pretrained on all 1,797 digits (no labels), in eval mode.
+def _recipe(objective: str) -> models.Recipe:
+    def check(config: SSLConfig) -> SSLConfig:
+        if config.objective != objective:
+            raise ValueError(f"digits-ssl-{objective} needs objective={objective!r}, "
+                             f"got {config.objective!r}")
+        return config
 
-    Loaded from :func:`utils.runtime.cached_state` (key: every training setting), or
-    trained deterministically and cached when the cache has no such model. The
-    contrastive encoder is a :class:`ContrastiveEncoder`, the masked one a
-    :class:`MaskedEncoder`; both are :class:`~utils.transformer.PatchEncoder` s. With ``with_history=True``
-    the result is ``(encoder, history)``, ``history["loss"]`` holding the epoch losses.
-    """
-    encoder, history, _ = _pretrained(objective, seed)
-    return (encoder, history) if with_history else encoder
+    def build(config: SSLConfig):
+        return _new_model(check(config))
+
+    def train(config: SSLConfig):
+        return _fit(check(config), _digits_images(), desc=f"digits-ssl-{objective}")
+
+    what = ("the ContrastiveEncoder" if objective == "contrastive"
+            else "the MaskedModel (MaskedEncoder in .encoder, pixel decoder in .decoder)")
+    return models.Recipe(name=f"digits-ssl-{objective}", default=default_config(objective),
+                         build=build, train=train,
+                         summary=f"{what}, pretrained on all 1,797 digits without labels")
 
 
-def pretrained_masked_model(seed: int = 0) -> MaskedModel:
-    """The masked-patch encoder together with its pixel decoder (same cache entry), in eval mode."""
-    encoder, _, extra = _pretrained("masked", seed)
-    model = MaskedModel(encoder)
-    model.decoder.load_state_dict({k.removeprefix("decoder."): v for k, v in extra.items()})
-    return model.eval()
+models.register(_recipe("contrastive"))
+models.register(_recipe("masked"))
 
 
 def evaluate_features(features, labels, *, n_clusters: int = 10, seed: int = 0,
@@ -388,11 +355,13 @@ def evaluate_features(features, labels, *, n_clusters: int = 10, seed: int = 0,
         raise ValueError(f"n_clusters={n_clusters} is larger than the number of points {len(f)}")
     f_tr, f_te, y_tr, y_te = train_test_split(f, y, test_size=0.25, random_state=seed,
                                               stratify=y)
-    knn = KNeighborsClassifier(k, metric="cosine").fit(f_tr, y_tr)
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(f_tr, y_tr)
-    pred = KMeans(n_clusters, n_init=10, random_state=seed).fit_predict(f)
-    return {"knn_acc": float(knn.score(f_te, y_te)), "linear_acc": float(probe.score(f_te, y_te)),
-            "kmeans_ari": float(adjusted_rand_score(y, pred))}
+    with runtime.threads(1):                    # the scores are asserted: pin the threads
+        knn = KNeighborsClassifier(k, metric="cosine").fit(f_tr, y_tr)
+        probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(f_tr, y_tr)
+        pred = KMeans(n_clusters, n_init=10, random_state=seed).fit_predict(f)
+        return {"knn_acc": float(knn.score(f_te, y_te)),
+                "linear_acc": float(probe.score(f_te, y_te)),
+                "kmeans_ari": float(adjusted_rand_score(y, pred))}
 
 
 @torch.no_grad()
@@ -401,9 +370,10 @@ def encode(encoder: PatchEncoder, images, batch_size: int = 512, *,
     """Features (float32 NumPy, one row per image) of ``(N, 8, 8)`` images, without gradients.
 
     ``pool="features"`` uses ``encoder.features``: for the contrastive encoder the
-    normalised projection (``(N, proj_dim)``), for the masked one the mean patch token,
-    for a plain :class:`~utils.transformer.PatchEncoder` the [CLS] state. ``"cls"`` is the [CLS] state and
-    ``"mean"`` the mean of the patch tokens (both ``(N, d_model)``).
+    normalised projection (``(N, proj_dim)``), for the masked one the concatenated
+    patch tokens (``(N, n_patches * d_model)``), for a plain
+    :class:`~utils.transformer.PatchEncoder` the [CLS] state. ``"cls"`` is the [CLS] state
+    and ``"mean"`` the mean of the patch tokens (both ``(N, d_model)``).
     """
     if not isinstance(encoder, PatchEncoder):
         raise TypeError(f"encoder must be a PatchEncoder, got {type(encoder).__name__}")
@@ -413,16 +383,7 @@ def encode(encoder: PatchEncoder, images, batch_size: int = 512, *,
         raise ValueError(f"pool must be one of {sorted(pools)}, got {pool!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    x = images if torch.is_tensor(images) else torch.as_tensor(np.asarray(images))
-    size = encoder.config.image_size
-    if x.ndim != 3 or tuple(x.shape[1:]) != (size, size):
-        raise ValueError(f"images must be (N, {size}, {size}), got {tuple(x.shape)}")
-    if len(x) == 0:
-        raise ValueError("images is empty")
-    if not x.is_floating_point():
-        raise TypeError(f"images must be floating point in [0, 1], got {x.dtype}")
-    if not torch.isfinite(x).all():
-        raise ValueError("images contain NaN or infinite values")
+    x = check_images(images, "images", size=encoder.config.image_size, numpy_ok=True)
     was_training = encoder.training
     encoder.eval()
     device = next(encoder.parameters()).device

@@ -19,13 +19,14 @@ The loss is the negative ELBO with two cures for posterior collapse: a KL weight
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
-from . import runtime
+from . import models
+from .data import check_images
+from .train import TrainConfig, Trainer
 from .transformer import Encoder, PatchEncoder, PatchEncoderConfig, patches_to_image
 
 __all__ = [
@@ -41,8 +42,6 @@ __all__ = [
     "sharpen",
     "train_vae",
     "VAE_CONFIG",
-    "pretrained_vae",
-    "TRAIN_THREADS",
 ]
 
 
@@ -64,6 +63,7 @@ class VAEConfig:
     batch_size: int = 64
     lr: float = 4e-3
     warmup_epochs: int = 15  # KL weight rises linearly from 0 to 1; 0 = no warm-up
+    lr_warmup: float = 0.1  # share of training with a linear lr warm-up (then cosine to 0)
     free_bits: float = 0.2  # nats per latent dimension; 0 = off
     seed: int = 0
 
@@ -82,6 +82,8 @@ def _check_config(c: VAEConfig) -> None:
         raise ValueError(f"latent_dim must be positive, got {c.latent_dim}")
     if c.free_bits < 0 or c.warmup_epochs < 0:
         raise ValueError("free_bits and warmup_epochs must be non-negative")
+    if not 0.0 <= c.lr_warmup < 1.0:
+        raise ValueError(f"lr_warmup must be in [0, 1), got {c.lr_warmup}")
 
 
 class TransformerVAE(nn.Module):
@@ -264,90 +266,46 @@ def train_vae(config: VAEConfig, images: torch.Tensor, *,
               desc: str = "VAE") -> tuple[TransformerVAE, dict[str, list[float]]]:
     """Train a :class:`TransformerVAE` on ``(N, 8, 8)`` images in ``[0, 1]``.
 
-    Returns the model (eval mode) and a history with one value per epoch of
-    ``neg_elbo``, ``recon``, ``kl``, ``beta`` and ``active_units`` (on the data).
+    Runs :class:`utils.train.Trainer` (AdamW without weight decay, linear lr warm-up
+    over the first ``lr_warmup`` of training then cosine, gradient clipping at 1); the KL weight
+    ``beta`` follows :func:`kl_weight` step by step. Returns the model (eval mode) and a
+    history with one value per epoch of ``loss`` (the optimised loss), ``neg_elbo``,
+    ``recon``, ``kl`` (epoch means), ``beta`` (at the end of the epoch) and
+    ``active_units`` (on all of ``images``).
     """
-    from .train import batches, check_finite, progress
+    images = check_images(images, "images", size=8, unit_range=True)
+    trainer = Trainer(TrainConfig(
+        epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, weight_decay=0.0,
+        schedule="cosine", warmup_epochs=config.lr_warmup * config.epochs, grad_clip=1.0,
+        seed=config.seed, desc=desc))
+    model = TransformerVAE(config)              # after the trainer: seeded initialisation
+    gen = trainer.generator
 
-    if not torch.is_tensor(images) or images.ndim != 3 or images.shape[1:] != (8, 8):
-        raise ValueError(f"images must be a (N, 8, 8) tensor, got {getattr(images, 'shape', None)}")
-    if not torch.isfinite(images).all() or images.min() < 0 or images.max() > 1:
-        raise ValueError("images must be finite and lie in [0, 1]")
-    gen = runtime.seed_everything(config.seed)
-    model = TransformerVAE(config)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
-    steps_per_epoch = math.ceil(len(images) / config.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, pct_start=0.1,
-                                                total_steps=config.epochs * steps_per_epoch)
-    history: dict[str, list[float]] = {k: [] for k in ("neg_elbo", "recon", "kl", "beta",
-                                                       "active_units")}
-    for epoch in progress(range(config.epochs), desc=desc):
-        model.train()
-        sums = dict.fromkeys(("neg_elbo", "recon", "kl"), 0.0)
-        idx_batches = batches(len(images), config.batch_size, generator=gen)
-        for step, idx in enumerate(idx_batches):
-            beta = kl_weight(epoch + step / len(idx_batches), config.warmup_epochs)
-            x = images[idx]
-            logits, mu, logvar = model(x, generator=gen)
-            loss, parts = vae_loss(logits, x, mu, logvar, beta=beta, free_bits=config.free_bits)
-            check_finite(loss, f"VAE epoch {epoch}, step {step}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            for k in sums:
-                sums[k] += parts[k] / len(idx_batches)
-        for k, v in sums.items():
-            history[k].append(v)
-        history["beta"].append(kl_weight(epoch + 1, config.warmup_epochs))
-        model.eval()
-        with torch.no_grad():
-            history["active_units"].append(active_units(model.encode(images)[0]))
-    model.eval()
+    def loss_fn(x):
+        beta = kl_weight(trainer.epoch + trainer.step / trainer.steps_per_epoch,
+                         config.warmup_epochs)
+        logits, mu, logvar = model(x, generator=gen)
+        loss, parts = vae_loss(logits, x, mu, logvar, beta=beta, free_bits=config.free_bits)
+        return loss, {k: parts[k] for k in ("neg_elbo", "recon", "kl")}
+
+    def on_epoch(t):
+        return {"beta": kl_weight(t.epoch + 1, config.warmup_epochs),
+                "active_units": active_units(model.encode(images)[0])}
+
+    history = trainer.fit(model, loss_fn, images, on_epoch=on_epoch)
     return model, history
 
 
-# The book's VAE: per-token z projection, KL warm-up and free bits (chapter 7).
+#: The book's VAE: per-token z projection, KL warm-up and free bits.
 VAE_CONFIG = VAEConfig()
 
-# Float sums are split differently across threads, so the thread count is part of the
-# training recipe: the cached VAE is trained with exactly this many threads, whatever the
-# caller has set, so that every chapter (and every build order) gets the same model.
-TRAIN_THREADS = 1
+
+def _train_digits(config: VAEConfig) -> tuple[TransformerVAE, dict[str, list[float]]]:
+    from . import data
+
+    return train_vae(config, torch.tensor(data.digits_split()[0]), desc="VAE (digits)")
 
 
-_HISTORY = "history."
-_CACHE: dict[str, tuple[TransformerVAE, dict]] = {}
-
-
-def pretrained_vae(config: VAEConfig = VAE_CONFIG, *, return_history: bool = False,
-                   verbose: bool = False):
-    """The book's Transformer-VAE trained on the digits train split.
-
-    Loaded from the cache, or trained deterministically when missing (about a
-    minute on a laptop CPU, always with ``TRAIN_THREADS`` threads). Returned in eval mode without gradients; with
-    ``return_history=True`` also the per-epoch training history of :func:`train_vae`.
-    """
-    from .data import digits_split
-
-    cfg = {"model": "transformer-vae", "version": 1, **config.as_dict()}
-    key = runtime.config_hash(cfg)
-    if key not in _CACHE:
-        def train() -> dict[str, torch.Tensor]:
-            x_tr = torch.tensor(digits_split()[0])
-            with runtime.threads(TRAIN_THREADS):
-                model, history = train_vae(config, x_tr, desc="pretrained VAE")
-            state = dict(model.state_dict())
-            state.update({_HISTORY + k: torch.tensor(v, dtype=torch.float64)
-                          for k, v in history.items()})
-            return state
-
-        state = dict(runtime.cached_state("transformer_vae", cfg, train, verbose=verbose))
-        history = {k[len(_HISTORY):]: state.pop(k).tolist() for k in list(state)
-                   if k.startswith(_HISTORY)}
-        model = TransformerVAE(config)
-        model.load_state_dict(state)
-        _CACHE[key] = (model.eval().requires_grad_(False), history)
-    model, history = _CACHE[key]
-    return (model, history) if return_history else model
+models.register(models.Recipe(
+    name="vae", default=VAE_CONFIG, build=TransformerVAE, train=_train_digits,
+    summary="the Transformer-VAE trained on the digits train split (categorical likelihood)"))

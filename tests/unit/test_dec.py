@@ -48,15 +48,20 @@ def test_dec_loss_equals_torch_kl_div():
 
 
 def test_dec_loss_has_no_gradient_through_the_target():
-    logits = torch.randn(4, 3, requires_grad=True)
+    logits = torch.randn(4, 3, generator=torch.Generator().manual_seed(2), requires_grad=True)
     q = torch.softmax(logits, 1)
-    loss = dec.dec_loss(q, dec.target_distribution(q))
-    loss.backward()
-    q2 = torch.softmax(logits.detach().requires_grad_(), 1)
-    p_fixed = dec.target_distribution(q2.detach())
-    (g2,) = torch.autograd.grad(F.kl_div(q2.log(), p_fixed, reduction="batchmean"), q2)
-    assert logits.grad is not None and torch.isfinite(logits.grad).all()
-    assert g2.shape == q.shape
+    (grad,) = torch.autograd.grad(dec.dec_loss(q, dec.target_distribution(q)), logits)
+    # with P a constant, d/dlogits KL(P || softmax(logits)) / N = (q - p) / N
+    q_const = q.detach()
+    p_const = dec.target_distribution(q_const)
+    torch.testing.assert_close(grad, (q_const - p_const) / len(q_const))
+    # ... which is not the gradient when P is differentiated too
+    logits2 = logits.detach().clone().requires_grad_()
+    q2 = torch.softmax(logits2, 1)
+    p2 = dec.target_distribution(q2)
+    kl = (p2 * (p2.log() - q2.log())).sum() / len(q2)
+    (grad_through_p,) = torch.autograd.grad(kl, logits2)
+    assert not torch.allclose(grad, grad_through_p, atol=1e-4)
 
 
 @pytest.mark.parametrize("fn, args, err, match", [
@@ -113,10 +118,11 @@ def test_run_dec_tiny():
     rng = np.random.default_rng(0)
     x = rng.random((30, 8, 8), dtype=np.float32)
     y = np.repeat(np.arange(3), 10)
-    enc = PatchEncoder(TINY)
+    enc = PatchEncoder(TINY).requires_grad_(False)   # as models.load returns it
     before = enc.embed.weight.detach().clone()
     model, hist = dec.run_dec(enc, x, 3, epochs=2, batch_size=8, labels=y, seed=0, lr=1e-3,
                               augment=AugmentConfig())
+    assert set(hist) == {"loss", "changed", "ari", "acc"}
     assert len(hist["loss"]) == 2 and len(hist["changed"]) == 2
     assert len(hist["ari"]) == 3 and len(hist["acc"]) == 3
     assert all(0 <= c <= 1 for c in hist["changed"])
@@ -127,8 +133,25 @@ def test_run_dec_tiny():
         dec.run_dec(PatchEncoder(TINY), x, 3, epochs=1, labels=y[:5])
     with pytest.raises(ValueError, match="NaN"):
         dec.run_dec(PatchEncoder(TINY), np.full((4, 8, 8), np.nan, np.float32), 2, epochs=1)
+    with pytest.raises(TypeError, match="floating point"):
+        dec.run_dec(PatchEncoder(TINY), np.zeros((4, 8, 8), np.int64), 2, epochs=1)
     with pytest.raises(ValueError, match="larger than the number of points"):
         dec.run_dec(PatchEncoder(TINY), x[:2], 3, epochs=1)
+
+
+def test_run_dec_is_deterministic_and_follows_the_seed_offset(monkeypatch):
+    x = np.random.default_rng(1).random((24, 8, 8), dtype=np.float32)
+
+    def weights():
+        torch.manual_seed(0)
+        model, _ = dec.run_dec(PatchEncoder(TINY), x, 3, epochs=1, batch_size=8, lr=1e-3)
+        return [t.clone() for t in model.state_dict().values()]
+
+    monkeypatch.delenv("TFUL_SEED_OFFSET", raising=False)
+    a, b = weights(), weights()
+    assert all(torch.equal(s, t) for s, t in zip(a, b, strict=True))
+    monkeypatch.setenv("TFUL_SEED_OFFSET", "3")
+    assert not all(torch.equal(s, t) for s, t in zip(a, weights(), strict=True))
 
 
 def test_checks_accept_the_reference_and_reject_mistakes(capsys):

@@ -5,18 +5,38 @@ import pytest
 import torch
 
 from utils import feature_net as fn
+from utils import models
 from utils.data import digits_split
+
+
+@pytest.fixture(scope="module", autouse=True)
+def scratch_cache(tmp_path_factory):
+    """Train the classifier into a temporary cache, never the repository's ``.cache``."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TFUL_CACHE", str(tmp_path_factory.mktemp("cache")))
+        mp.setattr(fn, "_MODEL", {})
+        mp.setattr(fn, "_REF_STATS", {})
+        yield
 
 
 @pytest.fixture(scope="module")
 def split():
-    return digits_split(fn.FEATURE_CONFIG["test_size"], fn.FEATURE_CONFIG["split_seed"])
+    return digits_split(fn.FEATURE_CONFIG.test_size, fn.FEATURE_CONFIG.split_seed)
+
+
+def test_config_is_frozen_and_registered():
+    assert models.recipe("feature-net").default == fn.FEATURE_CONFIG
+    with pytest.raises(Exception, match="cannot assign"):
+        fn.FEATURE_CONFIG.epochs = 1
+    net = fn.FeatureClassifier(num_features=7)
+    assert net.num_features == 7 and net.features(torch.zeros(2, 8, 8)).shape == (2, 7)
 
 
 def test_classifier_accuracy_and_api(split):
     _, x_te, _, y_te = split
-    net = fn.feature_classifier()
-    assert not net.training
+    loaded = models.load("feature-net")
+    net = loaded.model
+    assert not net.training and len(loaded.history["loss"]) == fn.FEATURE_CONFIG.epochs
     x = torch.tensor(x_te)
     with torch.no_grad():
         acc = (net(x).argmax(1).numpy() == y_te).mean()
@@ -24,20 +44,9 @@ def test_classifier_accuracy_and_api(split):
     assert acc >= 0.97
     assert feats.shape == (5, net.num_features)
     torch.testing.assert_close(probs.sum(1), torch.ones(5))
-    assert fn.feature_classifier() is net  # loaded once per process
-
-
-def test_classifier_trains_with_a_fixed_thread_count(monkeypatch):
-    seen = []
-    monkeypatch.setattr(fn, "_train", lambda cfg: seen.append(torch.get_num_threads()) or {})
-    old = torch.get_num_threads()
-    caller = 1 if fn.TRAIN_THREADS != 1 else 2
-    torch.set_num_threads(caller)
-    try:
-        assert fn._train_pinned(fn.FEATURE_CONFIG) == {}
-        assert seen == [fn.TRAIN_THREADS] and torch.get_num_threads() == caller
-    finally:
-        torch.set_num_threads(old)
+    assert fn._classifier() is fn._classifier()  # the metrics load it once per process
+    for a, b in zip(fn._classifier().state_dict().values(), net.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
 
 
 def test_digits_fid_floor_and_noise(split):
@@ -61,7 +70,7 @@ def test_digits_fid_matches_torchmetrics_with_our_features(split):
 
     x_tr, x_te, _, _ = split
     fake = x_tr[:300]
-    tm = FrechetInceptionDistance(feature=Features(fn.feature_classifier()))
+    tm = FrechetInceptionDistance(feature=Features(models.load("feature-net").model))
     tm.update(torch.tensor(x_te), real=True)
     tm.update(torch.tensor(fake), real=False)
     ours = fn.digits_fid(fake, n=None)
@@ -77,7 +86,7 @@ def test_digits_inception_score(split):
 
 def test_features_and_probs_shapes(split):
     _, x_te, _, _ = split
-    assert fn.digits_features(x_te[:7]).shape == (7, fn.FEATURE_CONFIG["n_features"])
+    assert fn.digits_features(x_te[:7]).shape == (7, fn.FEATURE_CONFIG.num_features)
     assert fn.digits_probs(torch.tensor(x_te[:7])).shape == (7, 10)
 
 
@@ -88,12 +97,13 @@ def test_features_and_probs_shapes(split):
     (np.full((4, 8, 8), np.nan), ValueError, "NaN"),
     (np.full((4, 8, 8), 2.0), ValueError, r"\[0, 1\]"),
     (-np.ones((4, 8, 8)), ValueError, r"\[0, 1\]"),
-    ([[1, 2]], TypeError, "numpy array or torch tensor"),
-    (np.zeros((4, 8, 8), dtype=complex), TypeError, "real numbers"),
+    ([[1, 2]], TypeError, "NumPy array"),
+    (np.zeros((4, 8, 8), dtype=np.uint8), TypeError, "floating point"),
 ])
-def test_check_images_bad_input(bad, err, match):
-    with pytest.raises(err, match=match):
-        fn.check_images(bad)
+def test_metrics_reject_bad_images(bad, err, match):
+    for metric in (fn.digits_features, fn.digits_probs, fn.digits_inception_score):
+        with pytest.raises(err, match=match):
+            metric(bad)
 
 
 def test_digits_fid_needs_n_images(split):

@@ -1,10 +1,10 @@
-"""Tests for utils.ssl: NT-Xent against cross-entropy, masks, the masked loss, training, the cache."""
+"""Tests for utils.ssl: NT-Xent against cross-entropy, masks, the masked loss, training, the registry."""
 
 import numpy as np
 import pytest
 import torch
 
-from utils import ssl
+from utils import models, ssl
 from utils.augment import AugmentConfig
 from utils.transformer import PatchEncoder, PatchEncoderConfig
 
@@ -94,10 +94,14 @@ def test_train_ssl_is_deterministic_and_logs(objective):
 def test_train_ssl_bad_input():
     with pytest.raises(ValueError, match="NaN"):
         ssl.train_ssl(_tiny_config(), np.full((8, 8, 8), np.nan, dtype=np.float32))
-    with pytest.raises(ValueError, match=r"\(N, H, W\)"):
+    with pytest.raises(ValueError, match=r"\(B, H, W\)"):
         ssl.train_ssl(_tiny_config(), np.zeros((8, 64), dtype=np.float32))
+    with pytest.raises(TypeError, match="floating point"):
+        ssl.train_ssl(_tiny_config(), np.zeros((8, 8, 8), dtype=np.int64))
     with pytest.raises(ValueError, match="objective"):
         ssl.SSLConfig(objective="jigsaw")
+    with pytest.raises(ValueError, match="seed"):
+        ssl.SSLConfig(seed=-1)
 
 
 def test_config_is_json_serialisable_and_covers_every_setting():
@@ -109,25 +113,33 @@ def test_config_is_json_serialisable_and_covers_every_setting():
     assert config_hash(c) != config_hash(ssl.default_config("masked", 0).as_dict())
 
 
-def test_pretrained_encoder_trains_once_then_loads(monkeypatch, tmp_path):
+@pytest.fixture
+def tiny_digits(monkeypatch, tmp_path):
+    """A temporary cache and 20 random "digits" instead of the real ones."""
     import utils.data
 
     monkeypatch.setenv("TFUL_CACHE", str(tmp_path))
     x = np.random.default_rng(0).random((20, 8, 8), dtype=np.float32)
     monkeypatch.setattr(utils.data, "load_digits_images", lambda: (x, np.zeros(20, np.int64)))
-    monkeypatch.setattr(ssl, "default_config", lambda objective, seed: ssl.SSLConfig(
-        objective=objective, encoder=TINY, epochs=1, batch_size=10, seed=seed))
-    enc = ssl.pretrained_digits_encoder("contrastive", seed=0)
-    assert isinstance(enc, ssl.ContrastiveEncoder) and not enc.training
-    assert len(list(tmp_path.glob("*.pt"))) == 1
-    again, hist = ssl.pretrained_digits_encoder("contrastive", seed=0, with_history=True)
-    assert len(hist["loss"]) == 1 and np.isfinite(hist["loss"]).all()
-    for a, b in zip(enc.state_dict().values(), again.state_dict().values(), strict=True):
+    return tmp_path
+
+
+def test_registered_contrastive_encoder_trains_once_then_loads(tiny_digits):
+    config = ssl.SSLConfig(encoder=TINY, epochs=1, batch_size=10)
+    first = models.load("digits-ssl-contrastive", config)
+    assert first.trained and isinstance(first.model, ssl.ContrastiveEncoder)
+    assert not first.model.training
+    assert not any(p.requires_grad for p in first.model.parameters())
+    assert len(list(tiny_digits.glob("*.pt"))) == 1
+    again = models.load("digits-ssl-contrastive", config)
+    assert not again.trained and again.model is not first.model
+    assert len(again.history["loss"]) == 1 and np.isfinite(again.history["loss"]).all()
+    for a, b in zip(first.model.state_dict().values(), again.model.state_dict().values(),
+                    strict=True):
         assert torch.equal(a, b)
+    assert models.recipe("digits-ssl-contrastive").default == ssl.default_config("contrastive")
     with pytest.raises(ValueError, match="objective"):
-        ssl.pretrained_digits_encoder("rotation")
-    with pytest.raises(ValueError, match="seed"):
-        ssl.pretrained_digits_encoder("contrastive", seed=-1)
+        models.load("digits-ssl-contrastive", ssl.default_config("masked"))
 
 
 def test_encode():
@@ -139,7 +151,7 @@ def test_encode():
     with torch.no_grad():
         assert np.allclose(f, enc.eval().features(torch.tensor(x)).numpy(), atol=1e-6)
     assert np.allclose(ssl.encode(enc, torch.tensor(x)), f, atol=1e-6)
-    with pytest.raises(ValueError, match=r"\(N, 8, 8\)"):
+    with pytest.raises(ValueError, match=r"\(B, 8, 8\)"):
         ssl.encode(enc, np.zeros((3, 4, 4), dtype=np.float32))
     with pytest.raises(ValueError, match="empty"):
         ssl.encode(enc, np.zeros((0, 8, 8), dtype=np.float32))
@@ -198,18 +210,19 @@ def test_evaluate_features():
         ssl.evaluate_features(f[:8], y[:8], n_clusters=10)
 
 
-def test_pretrained_masked_model_restores_the_decoder(monkeypatch, tmp_path):
+def test_registered_masked_model_keeps_the_decoder(tiny_digits):
     import utils.data
 
-    monkeypatch.setenv("TFUL_CACHE", str(tmp_path))
-    x = np.random.default_rng(0).random((20, 8, 8), dtype=np.float32)
-    monkeypatch.setattr(utils.data, "load_digits_images", lambda: (x, np.zeros(20, np.int64)))
-    monkeypatch.setattr(ssl, "default_config", lambda objective, seed: ssl.SSLConfig(
-        objective=objective, encoder=TINY, epochs=2, batch_size=10, seed=seed))
-    model = ssl.pretrained_masked_model(seed=0)           # trains and caches
-    again = ssl.pretrained_masked_model(seed=0)           # loads
-    assert isinstance(model.encoder, ssl.MaskedEncoder) and not model.training
+    config = ssl.SSLConfig(objective="masked", encoder=TINY, epochs=2, batch_size=10)
+    model = models.load("digits-ssl-masked", config).model      # trains and caches
+    again = models.load("digits-ssl-masked", config).model      # loads
+    assert isinstance(model, ssl.MaskedModel) and isinstance(model.encoder, ssl.MaskedEncoder)
+    assert not model.training
     assert torch.equal(model.decoder.weight, again.decoder.weight)
-    assert not torch.equal(model.decoder.weight, ssl.MaskedModel(ssl.MaskedEncoder(TINY)).decoder.weight)
-    with pytest.raises(ValueError, match="seed"):
-        ssl.pretrained_masked_model(seed=1.5)
+    torch.manual_seed(0)
+    untrained = models.recipe("digits-ssl-masked").build(config)
+    assert not torch.equal(model.decoder.weight, untrained.decoder.weight)
+    # the same training as train_ssl, which returns the encoder alone
+    enc, _ = ssl.train_ssl(config, utils.data.load_digits_images()[0])
+    for a, b in zip(enc.state_dict().values(), model.encoder.state_dict().values(), strict=True):
+        assert torch.equal(a, b)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from utils import checks, vae
+from utils import checks, models, vae
 
 TINY = vae.VAEConfig(latent_dim=3, d_model=16, n_heads=2, enc_layers=1, dec_layers=1, d_ff=32,
                      epochs=2, batch_size=16, warmup_epochs=1, free_bits=0.1)
@@ -74,8 +74,11 @@ def test_train_vae_runs_and_logs():
     x = torch.rand(20, 8, 8).round()
     model, hist = vae.train_vae(TINY, x)
     assert not model.training
-    assert set(hist) == {"neg_elbo", "recon", "kl", "beta", "active_units"}
-    assert len(hist["neg_elbo"]) == 2 and hist["beta"][-1] == 1.0
+    assert set(hist) == {"loss", "neg_elbo", "recon", "kl", "beta", "active_units"}
+    assert all(len(v) == 2 for v in hist.values()) and hist["beta"] == [1.0, 1.0]
+    again, _ = vae.train_vae(TINY, x)
+    for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
 
 
 def test_categorical_likelihood_and_images():
@@ -107,38 +110,42 @@ def test_bernoulli_variant():
     torch.testing.assert_close(model.to_images(logits, "mean"), torch.sigmoid(logits))
 
 
-def test_pretrained_vae_caches_model_and_history(tmp_path, monkeypatch):
+@pytest.fixture
+def small_split(tmp_path, monkeypatch):
     import utils.data
 
     monkeypatch.setenv("TFUL_CACHE", str(tmp_path))
-    small = (torch.randint(0, 17, (20, 8, 8)) / 16).numpy()
+    small = (torch.randint(0, 17, (20, 8, 8), generator=torch.Generator().manual_seed(0)) / 16
+             ).numpy()
     monkeypatch.setattr(utils.data, "digits_split", lambda: (small, small[:4], None, None))
-    model, hist = vae.pretrained_vae(TINY, return_history=True)
-    assert len(list(tmp_path.glob("transformer_vae-*.pt"))) == 1
-    assert len(hist["kl"]) == TINY.epochs and not model.training
-    assert vae.pretrained_vae(TINY) is model
+    return tmp_path
 
 
-def test_pretrained_vae_trains_with_a_fixed_thread_count(tmp_path, monkeypatch):
-    import utils.data
+def test_registered_vae_caches_model_and_history(small_split):
+    first = models.load("vae", TINY)
+    assert first.trained and len(list(small_split.glob("vae-*.pt"))) == 1
+    assert len(first.history["kl"]) == TINY.epochs and not first.model.training
+    again = models.load("vae", TINY)
+    assert not again.trained and again.model is not first.model
+    assert again.history == first.history
+    assert models.recipe("vae").default == vae.VAE_CONFIG
 
-    monkeypatch.setenv("TFUL_CACHE", str(tmp_path))
-    small = (torch.randint(0, 17, (20, 8, 8)) / 16).numpy()
-    monkeypatch.setattr(utils.data, "digits_split", lambda: (small, small[:4], None, None))
+
+def test_registered_vae_trains_on_the_pinned_thread_count(small_split, monkeypatch):
+    monkeypatch.setenv("TFUL_TRAIN_THREADS", "1")
     seen = []
-    real_train = vae.train_vae
+    real_loss = vae.vae_loss
 
     def spy(*args, **kwargs):
         seen.append(torch.get_num_threads())
-        return real_train(*args, **kwargs)
+        return real_loss(*args, **kwargs)
 
-    monkeypatch.setattr(vae, "train_vae", spy)
+    monkeypatch.setattr(vae, "vae_loss", spy)
     old = torch.get_num_threads()
-    caller = 2 if vae.TRAIN_THREADS != 2 else 1
-    torch.set_num_threads(caller)
+    torch.set_num_threads(2)
     try:
-        vae.pretrained_vae(vae.VAEConfig(**{**TINY.as_dict(), "seed": 123}))
-        assert seen == [vae.TRAIN_THREADS] and torch.get_num_threads() == caller
+        models.load("vae", vae.VAEConfig(**{**TINY.as_dict(), "seed": 123}))
+        assert seen and set(seen) == {1} and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(old)
 
@@ -172,6 +179,10 @@ def test_bad_input():
                      torch.zeros(2, 3))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         vae.train_vae(TINY, torch.full((4, 8, 8), 2.0))
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        vae.train_vae(TINY, torch.zeros(4, 8, 8).numpy())
+    with pytest.raises(ValueError, match=r"\(B, 8, 8\)"):
+        vae.train_vae(TINY, torch.zeros(4, 7, 7))
     with pytest.raises(ValueError, match="n must be"):
         model.sample(0)
     with pytest.raises(ValueError, match="warmup"):
