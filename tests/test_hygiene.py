@@ -61,7 +61,11 @@ def test_chapter_structure(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=NB_IDS)
 def test_chapter_has_an_auto_checked_exercise(path):
     code = "\n".join(_text(c) for c in _cells(path, "code"))
-    assert re.search(r"checks\.check_\w+\(", code), f"{path.name}: no utils.checks auto-check is called"
+    calls = re.findall(r"^.*checks\.check_\w+\(.*$", code, re.M)
+    assert calls, f"{path.name}: no utils.checks auto-check is called"
+    # a check returns a result instead of raising: without assert, a wrong solution runs on
+    unasserted = [line.strip() for line in calls if not re.match(r"\s*assert checks\.check_\w+\(", line)]
+    assert not unasserted, f"{path.name}: write `assert checks.check_...(...)`, not {unasserted}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=NB_IDS)

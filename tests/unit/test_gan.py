@@ -284,9 +284,9 @@ def test_checks_accept_reference_and_reject_wrong():
     assert not checks.check_g_hinge_loss(lambda f: f.mean(), seed=0)
 
     def cutout(images, rows, cols, size):
-        h = images.shape[-1]
+        h, w = images.shape[-2:]
         r = torch.arange(h)[None, :, None]
-        c = torch.arange(h)[None, None, :]
+        c = torch.arange(w)[None, None, :]
         hole = ((r >= rows[:, None, None]) & (r < rows[:, None, None] + size)
                 & (c >= cols[:, None, None]) & (c < cols[:, None, None] + size))
         return images * ~hole

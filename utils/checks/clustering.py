@@ -7,13 +7,36 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .core import run_check
+from .core import CheckResult, run_check
 
 __all__ = ["check_mean_pooling", "check_cluster_accuracy", "check_silhouette_point"]
 
 
-def check_mean_pooling(student: Callable, **kw) -> bool:
-    """Check ``student(token_embeddings, attention_mask) -> (B, D)``, a masked mean over tokens."""
+def _pooling_edges():
+    rng = np.random.default_rng(404)
+
+    def tokens(mask):
+        mask = torch.tensor(mask, dtype=torch.long)
+        h = torch.tensor(rng.normal(size=tuple(mask.shape) + (3,)), dtype=torch.float32)
+        return torch.where(mask.bool()[..., None], h, torch.full_like(h, 100.0)), mask
+
+    return [
+        ("texts of 1, 3 and 5 real tokens, padding holding 100",
+         tokens([[1, 0, 0, 0, 0], [1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])),
+        ("a mask with holes (padding not only at the end)", tokens([[1, 0, 1, 1, 0], [0, 1, 1, 0, 1]])),
+        ("no padding at all", tokens([[1, 1, 1, 1], [1, 1, 1, 1]])),
+    ]
+
+
+def check_mean_pooling(student: Callable, *, seed: int | None = None, verbose: bool = True,
+                       time_limit: float | None = 10.0) -> CheckResult:
+    """Check ``student(token_embeddings, attention_mask) -> (B, D)``, a masked mean over tokens.
+
+    Edge cases: texts of different lengths with padding holding 100 (no mask, or
+    dividing by L or by the batch's token count, fails), a mask with holes (slicing
+    the first ``length`` tokens fails) and no padding. The time limit only applies
+    on the main thread of a Unix process.
+    """
     from ..pretrained import mean_pool
 
     def case(rng):
@@ -25,14 +48,43 @@ def check_mean_pooling(student: Callable, **kw) -> bool:
         h = torch.where(mask.bool()[..., None], h, torch.full_like(h, 100.0))
         return h, mask
 
-    return run_check("mean pooling", student, mean_pool, case, atol=1e-5,
+    return run_check("check_mean_pooling", student, mean_pool, case, edge_cases=_pooling_edges(),
+                     atol=1e-5, seed=seed, verbose=verbose, time_limit=time_limit,
                      hint="multiply the token vectors by mask[..., None], sum over the token axis, "
-                          "then divide by the number of real tokens mask.sum(1, keepdim=True).",
-                     **kw)
+                          "then divide by each text's number of real tokens mask.sum(1, "
+                          "keepdim=True).")
 
 
-def check_cluster_accuracy(student: Callable, **kw) -> bool:
-    """Check ``student(y_true, y_pred) -> float``, accuracy after Hungarian matching."""
+def _accuracy_edges():
+    a = np.array
+    return [
+        ("a perfect labelling under other cluster names",
+         (a([0, 0, 1, 1, 1, 2, 2]), a([5, 5, 3, 3, 3, 4, 4]))),
+        ("every label wrong, but a relabelling of the classes (accuracy 1)",
+         (a([0, 0, 1, 1, 2, 2, 2]), a([1, 1, 2, 2, 0, 0, 0]))),
+        ("an all-wrong labelling: every cluster mixes the classes evenly",
+         (a([0, 1, 2, 0, 1, 2]), a([0, 0, 0, 1, 1, 1]))),
+        # the best one-to-one map uses 2 of the 4 clusters: 4 of 8, not 8 of 8 by majority vote
+        ("more clusters (4) than classes (2)",
+         (a([0, 0, 0, 0, 1, 1, 1, 1]), a([0, 0, 1, 1, 2, 2, 3, 3]))),
+        ("more classes (4) than clusters (2), labels not starting at 0",
+         (a([3, 3, 5, 5, 7, 7, 9, 9]), a([10, 10, 10, 20, 20, 20, 20, 10]))),
+        # -1 is a cluster of its own: matched to class 2 here, and the noise points count in n
+        ("noise label -1", (a([0, 0, 0, 1, 1, 1, 2, 2, 2, 2]), a([0, 0, -1, 1, 1, -1, -1, -1, -1, 0]))),
+    ]
+
+
+def check_cluster_accuracy(student: Callable, *, seed: int | None = None, verbose: bool = True,
+                           time_limit: float | None = 10.0) -> CheckResult:
+    """Check ``student(y_true, y_pred) -> float``, accuracy after the best one-to-one matching.
+
+    Edge cases: a perfect labelling under other names, a labelling whose every label is
+    a wrong name (accuracy 1 after matching, 0 without), an all-wrong (evenly mixed)
+    labelling, more clusters than classes (a many-to-one majority vote fails), more
+    classes than clusters, and the noise label -1 (dropping noise points fails). At most
+    7 distinct labels, so brute force over permutations is fine. The time limit only
+    applies on the main thread of a Unix process.
+    """
     from ..metrics.clustering import cluster_accuracy
 
     def case(rng):
@@ -44,14 +96,44 @@ def check_cluster_accuracy(student: Callable, **kw) -> bool:
         y_pred = np.where(rng.random(n) < 0.7, perm[y_true], rng.integers(-1, n_clusters, size=n))
         return y_true, y_pred
 
-    return run_check("cluster accuracy", student, cluster_accuracy, case, atol=1e-9,
-                     hint="build the table C[k, c] of points in cluster k and class c, call "
-                          "scipy.optimize.linear_sum_assignment(C, maximize=True), and divide the "
-                          "matched counts by n. Treat -1 as an ordinary cluster label.", **kw)
+    return run_check("check_cluster_accuracy", student, cluster_accuracy, case,
+                     edge_cases=_accuracy_edges(), atol=1e-9, seed=seed, verbose=verbose,
+                     time_limit=time_limit,
+                     hint="build the table C[k, c] of points in cluster k and class c, find the "
+                          "one-to-one matching of clusters to classes with the largest matched "
+                          "count (itertools.permutations, or scipy.optimize.linear_sum_assignment("
+                          "C, maximize=True)), and divide it by n, noise points included. Treat -1 "
+                          "as an ordinary cluster label.")
 
 
-def check_silhouette_point(student: Callable, **kw) -> bool:
-    """Check ``student(x, labels, i) -> float``, the silhouette of point ``i`` (Euclidean)."""
+def _silhouette_edges():
+    a = np.array
+    # point 0 has two exact duplicates: a = 0, so s = 1 (excluding "itself" with d > 0 fails)
+    ties = a([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [3.0, 4.0], [3.0, 5.0], [-6.0, 0.0], [-6.0, 1.0]])
+    # the nearest single point (cluster 1) is not in the nearest cluster on average (cluster 2)
+    far = a([[0.0], [0.4], [1.0], [100.0], [-5.0], [-5.5], [-4.5]])
+    return [
+        ("point 0 alone in its cluster (s = 0)",
+         (a([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [5.0, 5.0], [5.0, 6.0]]), a([0, 1, 1, 2, 2]), 0)),
+        ("a point whose cluster is all ties (duplicates of it: a = 0, s = 1)",
+         (ties, a([0, 0, 0, 1, 1, 2, 2]), 0)),
+        ("b is the smallest *mean* distance to another cluster, labels 3, 7, 9",
+         (far, a([3, 3, 7, 7, 9, 9, 9]), 0)),
+        ("a cluster of two points (a divides by size - 1 = 1)",
+         (a([[0.0], [2.0], [5.0], [6.0], [7.0]]), a([0, 0, 1, 1, 1]), 1)),
+    ]
+
+
+def check_silhouette_point(student: Callable, *, seed: int | None = None, verbose: bool = True,
+                           time_limit: float | None = 10.0) -> CheckResult:
+    """Check ``student(x, labels, i) -> float``, the silhouette of point ``i`` (Euclidean).
+
+    Edge cases: a point alone in its cluster (s = 0, not NaN), a point whose cluster is
+    all exact duplicates of it (a = 0, s = 1), a nearest point that is not in the
+    nearest cluster on average with labels 3, 7, 9, and a two-point cluster (dividing
+    by the cluster size instead of size - 1 fails). The time limit only applies on the
+    main thread of a Unix process.
+    """
     from sklearn.metrics import silhouette_samples
 
     def case(rng):
@@ -65,7 +147,10 @@ def check_silhouette_point(student: Callable, **kw) -> bool:
     def reference(x, labels, i):
         return float(silhouette_samples(x, labels)[i])
 
-    return run_check("silhouette of one point", student, reference, case, atol=1e-8,
-                     hint="a = mean distance to the *other* points of its own cluster, b = the "
-                          "smallest mean distance to the points of another cluster, s = (b - a) / "
-                          "max(a, b); a point alone in its cluster has s = 0.", **kw)
+    return run_check("check_silhouette_point", student, reference, case,
+                     edge_cases=_silhouette_edges(), atol=1e-8, seed=seed, verbose=verbose,
+                     time_limit=time_limit,
+                     hint="a = mean distance to the *other* points of its own cluster (divide by "
+                          "size - 1; exclude point i by index, not by distance 0), b = the smallest "
+                          "mean distance to the points of another cluster, s = (b - a) / max(a, b); "
+                          "a point alone in its cluster has s = 0.")

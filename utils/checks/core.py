@@ -1,61 +1,232 @@
-"""Auto-checks for exercises: a student's function against the reference on fresh random cases.
+"""Auto-checks for exercises: a student's function against the reference.
 
-Every check prints one clear line, a pass or a hint, and returns ``True``/``False``.
-Cases are drawn with a fresh seed each call, so hard-coding an answer cannot pass.
-To add a check, give :func:`run_check` a case generator, the reference and a hint.
+:func:`run_check` runs a function first on fixed *edge cases*, the inputs the
+exercise is about (rows spread over 1000 for a softmax, a singleton cluster for a
+silhouette...), then on random cases drawn from a seed (a fresh one when none is
+given). It stops at the first case that fails and returns a :class:`CheckResult`:
+its ``status`` is ``"ok"``, ``"wrong"`` (wrong value, NaN, shape or type),
+``"error"`` (the function raised), ``"not_attempted"`` (it raised
+``NotImplementedError``) or ``"timeout"``. The result is truthy only when it
+passed, so ``assert checks.check_softmax(my_softmax)`` works in a notebook. With
+``verbose`` a check prints one line, a pass or the failing case, the seed, a re-run
+call and a hint. To add a check, give :func:`run_check` a case generator, edge
+cases, the reference and a hint, and list the check in its module's ``__all__``.
 """
 
 from __future__ import annotations
 
+import copy
 import random
-from collections.abc import Callable
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from .. import transformer
 
-__all__ = ["run_check", "check_softmax", "check_attention", "check_sinusoidal_encoding",
-           "check_layer_norm"]
+__all__ = ["CheckResult", "STATUSES", "run_check", "check_softmax", "check_attention",
+           "check_sinusoidal_encoding", "check_layer_norm"]
+
+STATUSES = ("ok", "wrong", "error", "not_attempted", "timeout")
 
 
-def _close(a, b, atol: float) -> bool:
-    a = a.detach().cpu().numpy() if torch.is_tensor(a) else np.asarray(a, dtype=float)
-    b = b.detach().cpu().numpy() if torch.is_tensor(b) else np.asarray(b, dtype=float)
-    return a.shape == b.shape and bool(np.allclose(a, b, atol=atol, rtol=1e-4, equal_nan=False))
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one check; truthy only when ``status == "ok"``.
+
+    ``case`` names the case that decided a failure (``"edge: ..."`` or ``"random case
+    i of n"``; ``None`` on a pass), ``seed`` is the seed of the random cases, and
+    ``message`` is one line without the ✅/❌ mark.
+    """
+
+    check: str
+    status: str
+    case: str | None
+    seed: int
+    message: str
+    hint: str
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "ok"
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    @property
+    def line(self) -> str:
+        """The line a verbose check prints."""
+        if self.passed:
+            return f"✅ {self.check}: {self.message}"
+        return f"❌ {self.check}: {self.message} Hint: {self.hint}"
 
 
-def run_check(name: str, student: Callable, reference: Callable, make_case: Callable,
-              *, hint: str, n_cases: int = 5, atol: float = 1e-5, seed: int | None = None,
-              compare: Callable | None = None) -> bool:
-    """Compare ``student(*case)`` with ``reference(*case)`` on ``n_cases`` random cases.
+class _Timeout(BaseException):
+    """Raised by the alarm; a BaseException so a student's ``except Exception`` cannot swallow it."""
 
-    ``make_case(rng)`` gets a ``numpy.random.Generator`` and returns the argument
-    tuple. ``compare(got, want)`` defaults to an ``allclose`` on equal shapes.
+
+@contextmanager
+def _time_limit(seconds: float | None) -> Iterator[bool]:
+    """Raise :class:`_Timeout` after ``seconds`` of wall time; yields whether a limit is active.
+
+    Uses ``SIGALRM``, so it only works on the main thread of a Unix process (a Jupyter
+    kernel, a pytest run); elsewhere it yields ``False`` and sets no limit. A timer that
+    was already running is restored afterwards with the time it had left.
+    """
+    usable = (seconds is not None and seconds > 0 and hasattr(signal, "setitimer")
+              and threading.current_thread() is threading.main_thread())
+    if not usable:
+        yield False
+        return
+
+    def on_alarm(signum, frame):
+        raise _Timeout
+
+    old_handler = signal.signal(signal.SIGALRM, on_alarm)
+    old_delay, old_interval = signal.setitimer(signal.ITIMER_REAL, seconds)
+    start = time.monotonic()
+    try:
+        yield True
+    finally:
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        finally:
+            signal.signal(signal.SIGALRM, signal.SIG_DFL if old_handler is None else old_handler)
+            if old_delay > 0:
+                left = max(old_delay - (time.monotonic() - start), 1e-3)
+                signal.setitimer(signal.ITIMER_REAL, left, old_interval)
+
+
+def _as_array(x) -> np.ndarray:
+    """A float (or complex) numpy array from a tensor, array, list or number; raises on anything else."""
+    if torch.is_tensor(x):
+        x = x.detach().cpu()
+        x = x.to(torch.float64) if not (x.is_complex() or x.dtype == torch.float64) else x
+        return x.numpy()
+    a = np.asarray(x)
+    if a.dtype == object or a.dtype.kind not in "biufc":
+        raise TypeError(f"cannot read a number array from {type(x).__name__}")
+    return a if a.dtype.kind == "c" else a.astype(np.float64)
+
+
+def _mismatch(got, want, atol: float, rtol: float) -> str | None:
+    """``None`` if ``got`` matches ``want``, else a short description of the difference.
+
+    NaN or inf where the reference is finite is always a mismatch, as is a complex
+    value with a non-negligible imaginary part.
+    """
+    try:
+        g = _as_array(got)
+    except (TypeError, ValueError, RuntimeError):
+        return f"your function returned a {type(got).__name__}, not a number or an array"
+    w = _as_array(want)
+    if g.shape != w.shape:
+        return f"your output has shape {tuple(g.shape)}, the answer has shape {tuple(w.shape)}"
+    if g.dtype.kind == "c":
+        if np.abs(g.imag).max(initial=0.0) > atol:
+            return "your output has a non-zero imaginary part (keep only the real part)"
+        g = g.real
+    finite = np.isfinite(w)
+    if np.isnan(g[finite]).any():
+        return "your output contains NaN"
+    if np.isinf(g[finite]).any():
+        return "your output contains inf"
+    if np.allclose(g, w, atol=atol, rtol=rtol, equal_nan=False):
+        return None
+    if g.size == 1:
+        return f"you returned {g.item():.6g}, the answer is {w.item():.6g}"
+    err = np.abs(g - w)
+    err[~finite] = np.where(g[~finite] == w[~finite], 0.0, np.inf)
+    at = np.unravel_index(int(np.argmax(err)), err.shape)
+    return (f"largest difference {float(err[at]):.3g} at index {tuple(int(i) for i in at)} "
+            f"(yours {g[at]:.6g}, answer {w[at]:.6g})")
+
+
+def _one_line(text: str, limit: int = 160) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _student_name(student: Callable) -> str:
+    name = getattr(student, "__name__", "")
+    return name if name.isidentifier() else "your_function"
+
+
+def run_check(name: str, student: Callable, reference: Callable, make_case: Callable, *,
+              hint: str, edge_cases: Sequence[tuple[str, tuple]] = (), n_cases: int = 5,
+              atol: float = 1e-5, rtol: float = 1e-4, seed: int | None = None,
+              verbose: bool = True, time_limit: float | None = 10.0,
+              compare: Callable | None = None, output: Callable | None = None) -> CheckResult:
+    """Compare ``student(*args)`` with ``reference(*args)``: edge cases first, then random ones.
+
+    ``edge_cases`` is a list of ``(label, args)``; ``make_case(rng)`` gets a
+    ``numpy.random.Generator`` seeded with ``seed`` (a fresh random seed when
+    ``None``) and returns the argument tuple of one of the ``n_cases`` random cases.
+    The student gets a deep copy of the arguments, so changing them in place does no
+    harm. ``output(got)`` extracts the value to compare (default: as is).
+    ``compare(got, want)`` returns ``None`` when they match, else a description of
+    the difference; the default is an ``allclose`` with ``atol``/``rtol`` on equal
+    shapes that rejects NaN and inf where the reference is finite.
+
+    ``time_limit`` (seconds, for the whole check; ``None`` for none) is enforced with
+    ``SIGALRM`` only on the main thread of a Unix process; elsewhere there is no limit.
+    Prints :attr:`CheckResult.line` when ``verbose``, nothing otherwise.
     """
     if not callable(student):
         raise TypeError(f"{name}: pass your function itself, got {type(student).__name__}")
-    seed = random.SystemRandom().randrange(2**31) if seed is None else seed
+    seed = random.SystemRandom().randrange(2**31) if seed is None else int(seed)
+    rerun = f"Seed {seed}; re-run with checks.{name}({_student_name(student)}, seed={seed})."
+    compare = compare or (lambda got, want: _mismatch(got, want, atol, rtol))
+    labelled = [(f"edge: {label}", lambda args=args: args) for label, args in edge_cases]
     rng = np.random.default_rng(seed)
-    compare = compare or (lambda got, want: _close(got, want, atol))
-    for i in range(n_cases):
-        case = make_case(rng)
-        want = reference(*case)
-        try:
-            got = student(*case)
-        except NotImplementedError:
-            print(f"❌ {name}: not implemented yet. Hint: {hint}")
-            return False
-        except Exception as err:  # a student's bug is reported, not raised
-            print(f"❌ {name}: your function raised {type(err).__name__}: {err}. Hint: {hint}")
-            return False
-        if not compare(got, want):
-            shape = getattr(got, "shape", type(got).__name__)
-            print(f"❌ {name}: case {i + 1} of {n_cases} differs from the reference "
-                  f"(your output: {shape}). Hint: {hint}")
-            return False
-    print(f"✅ {name}: matches the reference on {n_cases} random cases.")
-    return True
+    labelled += [(f"random case {i + 1} of {n_cases}", lambda: make_case(rng)) for i in range(n_cases)]
+
+    def result(status, case, message):
+        return CheckResult(check=name, status=status, case=case, seed=seed, message=message, hint=hint)
+
+    case = None
+    try:
+        with _time_limit(time_limit):
+            for case, make in labelled:
+                args = make()
+                want = reference(*args)
+                try:
+                    got = student(*copy.deepcopy(args))
+                    got = output(got) if output is not None else got
+                except NotImplementedError:
+                    res = result("not_attempted", case, f"not implemented yet ({case} raised "
+                                 f"NotImplementedError). {rerun}")
+                    break
+                except Exception as err:  # a student's bug is reported, not raised
+                    res = result("error", case, f"{case}: your function raised "
+                                 f"{type(err).__name__}: {_one_line(err)}. {rerun}")
+                    break
+                problem = compare(got, want)
+                if problem is not None:
+                    res = result("wrong", case, f"{case}: {problem}. {rerun}")
+                    break
+            else:
+                res = result("ok", None, f"matches the reference on {len(edge_cases)} edge cases "
+                             f"and {n_cases} random cases (seed {seed}).")
+    except _Timeout:
+        res = result("timeout", case, f"{case}: still running when the {time_limit:g} s limit "
+                     f"for the whole check ran out. {rerun}")
+    if verbose:
+        print(res.line)
+    return res
+
+
+# ---------------------------------------------------------------------------------------------
+# Part I: attention and the Transformer block
+
+
+def _t(rows) -> torch.Tensor:
+    return torch.tensor(rows, dtype=torch.float64)
 
 
 def _scores_case(rng):
@@ -65,11 +236,35 @@ def _scores_case(rng):
     return (torch.tensor(rng.normal(scale=3.0, size=shape) + offset),)
 
 
-def check_softmax(student: Callable, **kw) -> bool:
-    """Check a softmax over the last axis, including large scores that overflow ``exp``."""
-    return run_check("softmax", student, lambda x: torch.softmax(x, -1), _scores_case,
-                     hint="subtract the row maximum before exp, then divide by the row sum "
-                          "(keepdim=True keeps the shapes aligned).", **kw)
+def _softmax_edges():
+    near = 1e-3
+    return [
+        # max - mean > 709 in every row but the last, so exp overflows even in float64
+        ("rows spread over 1000", (_t([[-1000.0, 0.0, 500.0, 1000.0], [0.0, 0.0, 0.0, 1000.0],
+                                        [1.0, 2.0, 3.0, 4.0]]),)),
+        # exp overflows (+1000) or underflows to 0/0 (-1000) unless a per-row constant is removed
+        ("near-constant rows at +-1000 and 0", (_t([[1000.0, 1000.0, 1000.0 + near, 1000.0],
+                                                     [-1000.0, -1000.0 + near, -1000.0, -1000.0],
+                                                     [0.0, 0.0, 0.0, near]]),)),
+        # one row at -1000 and one at +1000: a maximum over the whole tensor is not enough
+        ("a (2, 3, 5) batch, rows offset by -1000 and +1000",
+         (_t(np.arange(30.0).reshape(2, 3, 5) % 7 + np.array([-1000.0, 1000.0])[:, None, None]),)),
+    ]
+
+
+def check_softmax(student: Callable, *, seed: int | None = None, verbose: bool = True,
+                  time_limit: float | None = 10.0) -> CheckResult:
+    """Check a softmax over the last axis, on rows spread over 1000 that overflow ``exp``.
+
+    Edge cases: rows spread over 1000 (subtracting the row mean, or nothing, overflows),
+    near-constant rows at +-1000, and a 3-D batch with rows at -1000 and +1000.
+    The time limit only applies on the main thread of a Unix process.
+    """
+    return run_check("check_softmax", student, lambda x: torch.softmax(x, -1), _scores_case,
+                     edge_cases=_softmax_edges(), seed=seed, verbose=verbose, time_limit=time_limit,
+                     hint="subtract each row's maximum (x.amax(-1, keepdim=True)), not its mean, "
+                          "before exp, then divide by the row sum (keepdim=True keeps the shapes "
+                          "aligned).")
 
 
 def _qkv_case(rng):
@@ -80,35 +275,97 @@ def _qkv_case(rng):
     return q, k, v, mask
 
 
-def check_attention(student: Callable, **kw) -> bool:
-    """Check ``student(q, k, v, mask) -> output`` against torch's SDPA (True = may attend)."""
+def _attention_edges():
+    rng = np.random.default_rng(101)
+
+    def qkv(b, lq, lk, d, dv, scale=1.0):
+        return tuple(torch.tensor(rng.normal(scale=scale, size=s))
+                     for s in ((b, lq, d), (b, lk, d), (b, lk, dv)))
+
+    one_key = torch.zeros(3, 4, dtype=torch.bool)
+    one_key[0, 2] = one_key[1, 0] = True          # queries 0 and 1 each see a single key
+    one_key[2] = True
+    return [
+        ("lq=3, lk=4, d=5, dv=2 and a query that may attend to one key only",
+         (*qkv(2, 3, 4, 5, 2), one_key)),
+        ("causal mask (True = may attend), d_k = 64", (*qkv(1, 5, 5, 64, 3), torch.ones(5, 5).tril().bool())),
+        ("d_k = 16 with large scores: the 1/sqrt(d_k) scaling matters",
+         (*qkv(2, 4, 6, 16, 3, scale=2.0), torch.ones(4, 6, dtype=torch.bool))),
+    ]
+
+
+def check_attention(student: Callable, *, seed: int | None = None, verbose: bool = True,
+                    time_limit: float | None = 10.0) -> CheckResult:
+    """Check ``student(q, k, v, mask) -> output`` against torch's SDPA (True = may attend).
+
+    A returned ``(output, weights)`` tuple is accepted. Edge cases: a query that sees
+    one key only (a mask applied by multiplication, or inverted, fails), a causal mask
+    with d_k = 64, and large scores where the 1/sqrt(d_k) scaling matters.
+    The time limit only applies on the main thread of a Unix process.
+    """
     import torch.nn.functional as F
 
     def ref(q, k, v, mask):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
-    def student_out(q, k, v, mask):
-        out = student(q, k, v, mask)
-        return out[0] if isinstance(out, tuple) else out
-
-    return run_check("attention", student_out, ref, _qkv_case,
+    return run_check("check_attention", student, ref, _qkv_case, edge_cases=_attention_edges(),
+                     output=lambda out: out[0] if isinstance(out, tuple) else out,
+                     seed=seed, verbose=verbose, time_limit=time_limit,
                      hint="scores = q @ k.transpose(-2, -1) / sqrt(d_k); set scores to -inf where "
-                          "mask is False; softmax over the last axis; multiply by v.", **kw)
+                          "mask is False (masked_fill(~mask, -inf)); softmax over the last axis; "
+                          "multiply by v.")
 
 
-def check_sinusoidal_encoding(student: Callable, **kw) -> bool:
-    """Check ``student(n_positions, d_model) -> (n_positions, d_model)`` sinusoidal table."""
+def check_sinusoidal_encoding(student: Callable, *, seed: int | None = None, verbose: bool = True,
+                              time_limit: float | None = 10.0) -> CheckResult:
+    """Check ``student(n_positions, d_model) -> (n_positions, d_model)`` sinusoidal table.
+
+    Edge cases: one position with d_model = 2 (sin and cos swapped fails), d_model = 6
+    (columns 2i and 2i+1 share one frequency; 10000**(j/d) per column fails, as does
+    putting all sines before all cosines), and 200 positions with d_model = 64.
+    The time limit only applies on the main thread of a Unix process.
+    """
     def case(rng):
         return int(rng.integers(1, 64)), 2 * int(rng.integers(1, 33))
 
-    return run_check("sinusoidal encoding", student, transformer.sinusoidal_positional_encoding,
-                     case, atol=1e-4,
+    return run_check("check_sinusoidal_encoding", student, transformer.sinusoidal_positional_encoding,
+                     case, atol=1e-4, seed=seed, verbose=verbose, time_limit=time_limit,
+                     edge_cases=[("one position, d_model = 2", (1, 2)),
+                                 ("8 positions, d_model = 6: sin/cos pairs share a frequency", (8, 6)),
+                                 ("200 positions, d_model = 64", (200, 64))],
                      hint="even columns 2i hold sin(p / 10000**(2i/d)), odd columns 2i+1 hold "
-                          "cos of the same angle.", **kw)
+                          "cos of the same angle (interleaved, not all sines then all cosines).")
 
 
-def check_layer_norm(student: Callable, **kw) -> bool:
-    """Check ``student(x, gamma, beta, eps) -> y``, a LayerNorm over the last axis."""
+def _layer_norm_edges():
+    rng = np.random.default_rng(202)
+    d = 6
+
+    def params():
+        return torch.tensor(rng.normal(size=d)), torch.tensor(rng.normal(size=d))
+
+    tiny = torch.tensor(3.0 + 1e-3 * rng.normal(size=(4, d)))           # variance ~1e-6 < eps
+    const = torch.tensor(np.array([[2.0] * d, [-7.5] * d]))            # variance exactly 0
+    three = torch.tensor(rng.normal(0.0, 2.0, size=(2, 4, 3)))          # d = 3
+    small = torch.tensor(rng.normal(0.0, 0.1, size=(3, d)))             # variance ~0.01 < eps = 0.1
+    return [
+        ("tokens with variance ~1e-6, eps = 1e-5", (tiny, *params(), 1e-5)),
+        ("constant tokens (variance 0)", (const, *params(), 1e-5)),
+        ("d = 3, where the unbiased variance is 1.5 times the biased one",
+         (three, torch.tensor(rng.normal(size=3)), torch.tensor(rng.normal(size=3)), 1e-5)),
+        ("eps = 0.1, larger than the variance: use the eps argument", (small, *params(), 0.1)),
+    ]
+
+
+def check_layer_norm(student: Callable, *, seed: int | None = None, verbose: bool = True,
+                     time_limit: float | None = 10.0) -> CheckResult:
+    """Check ``student(x, gamma, beta, eps) -> y``, a LayerNorm over the last axis.
+
+    Edge cases: tokens with variance ~1e-6 (eps outside the square root fails),
+    constant tokens (no eps gives NaN), d = 3 (the unbiased variance fails), and
+    eps = 0.1 (a hard-coded eps fails). The time limit only applies on the main
+    thread of a Unix process.
+    """
     import torch.nn.functional as F
 
     def case(rng):
@@ -120,8 +377,8 @@ def check_layer_norm(student: Callable, **kw) -> bool:
     def ref(x, gamma, beta, eps):
         return F.layer_norm(x, (x.shape[-1],), gamma, beta, eps)
 
-    return run_check("layer norm", student, ref, case,
+    return run_check("check_layer_norm", student, ref, case, edge_cases=_layer_norm_edges(),
+                     seed=seed, verbose=verbose, time_limit=time_limit,
                      hint="normalise each token by its own mean and *biased* variance "
-                          "(unbiased=False), add eps inside the square root, then scale and shift.",
-                     **kw)
-
+                          "(unbiased=False), divide by sqrt(var + eps) with eps inside the square "
+                          "root, then scale by gamma and shift by beta.")

@@ -7,9 +7,14 @@ from collections.abc import Callable
 import numpy as np
 
 from ..metrics.generative import frechet_distance, inception_score
-from .core import run_check
+from .core import CheckResult, _mismatch, run_check
 
 __all__ = ["check_frechet_distance", "check_inception_score"]
+
+
+def _stats(x):
+    d = x.shape[1]
+    return x.mean(0), np.cov(x, rowvar=False).reshape(d, d)
 
 
 def _stats_case(rng):
@@ -19,32 +24,82 @@ def _stats_case(rng):
     b = rng.normal(loc=rng.normal(size=d), size=(n, d)) @ rng.normal(size=(d, d))
     if rng.random() < 0.3:  # a rank-deficient covariance, as with dead ReLU features
         b[:, 0] = 0.0
-    return a.mean(0), np.cov(a, rowvar=False).reshape(d, d), b.mean(0), \
-        np.cov(b, rowvar=False).reshape(d, d)
+    return *_stats(a), *_stats(b)
 
 
-def check_frechet_distance(student: Callable, **kw) -> bool:
-    """Check ``student(mu1, sigma1, mu2, sigma2) -> float``, the squared Fréchet distance."""
-    def compare(got, want):
-        return bool(np.isfinite(float(got)) and np.isclose(float(got), want, rtol=1e-4, atol=1e-4))
+def _frechet_edges():
+    # 3 samples in 8 dimensions: covariances of rank 2, whose products have eigenvalues
+    # that come out as about -1e-16 instead of 0; a square root must clip them
+    rng = np.random.default_rng(18)
+    a, b = rng.normal(size=(3, 8)), rng.normal(size=(3, 8)) + 1.0
+    full = rng.normal(size=(40, 4)) @ rng.normal(size=(4, 4))
+    dead = rng.normal(size=(30, 4))
+    dead[:, 1] = 0.0
+    return [
+        ("singular covariances, 3 samples in 8 dimensions (n < d)", (*_stats(a), *_stats(b))),
+        ("identical singular sets (n < d): distance 0", (*_stats(a), *_stats(a))),
+        ("identical full-rank sets: distance 0", (*_stats(full), *_stats(full))),
+        ("a dead feature (a zero row and column in one covariance)", (*_stats(full), *_stats(dead))),
+        ("one dimension: (x - y)^2 + (s1 - s2)^2 in standard deviations",
+         (np.array([1.0]), np.array([[4.0]]), np.array([-1.0]), np.array([[1.0]]))),
+    ]
 
-    return run_check("Fréchet distance", student, frechet_distance, _stats_case, compare=compare,
+
+def _scalar_mismatch(got, want, atol: float, rtol: float):
+    """Compare a float answer; a 0-d or one-element array or tensor counts as a float."""
+    try:
+        got = float(got)
+    except (TypeError, ValueError, RuntimeError):
+        return f"your function returned a {type(got).__name__}, not a number"
+    return _mismatch(got, want, atol, rtol)
+
+
+def check_frechet_distance(student: Callable, *, seed: int | None = None, verbose: bool = True,
+                           time_limit: float | None = 10.0) -> CheckResult:
+    """Check ``student(mu1, sigma1, mu2, sigma2) -> float``, the squared Fréchet distance.
+
+    Edge cases: singular covariances from 3 samples in 8 dimensions (an unclipped square
+    root of tiny negative eigenvalues gives NaN), identical singular and full-rank sets
+    (distance about 0, within 1e-4), a dead feature, and one dimension (a missing cross
+    term, or a mean difference not squared, fails). The time limit only
+    applies on the main thread of a Unix process.
+    """
+    return run_check("check_frechet_distance", student, frechet_distance, _stats_case,
+                     edge_cases=_frechet_edges(), seed=seed, verbose=verbose, time_limit=time_limit,
+                     compare=lambda got, want: _scalar_mismatch(got, want, 1e-4, 1e-4),
                      hint="||mu1 - mu2||^2 + tr(sigma1) + tr(sigma2) - 2 tr(sqrtm(sigma1 @ sigma2)); "
-                          "keep only the real part of scipy.linalg.sqrtm, and make sure a singular "
-                          "covariance does not give NaN.", **kw)
+                          "keep only the real part of scipy.linalg.sqrtm, or take square roots of "
+                          "eigenvalues clipped at 0, so a singular covariance does not give NaN.")
 
 
-def check_inception_score(student: Callable, **kw) -> bool:
-    """Check ``student(probs) -> float``, the Inception Score of ``(N, C)`` probabilities."""
+def _inception_edges():
+    eye = np.eye(4)
+    return [
+        ("one-hot probabilities, 4 classes used equally: IS = 4", (np.repeat(eye, 2, axis=0),)),
+        ("uniform probabilities: IS = 1", (np.full((5, 3), 1 / 3),)),
+        ("the same one-hot prediction for every sample: IS = 1", (np.tile(eye[2], (6, 1)),)),
+        ("a class nobody predicts (a zero column)",
+         (np.array([[0.7, 0.3, 0.0], [0.2, 0.8, 0.0], [0.5, 0.5, 0.0], [1.0, 0.0, 0.0]]),)),
+    ]
+
+
+def check_inception_score(student: Callable, *, seed: int | None = None, verbose: bool = True,
+                          time_limit: float | None = 10.0) -> CheckResult:
+    """Check ``student(probs) -> float``, the Inception Score of ``(N, C)`` probabilities.
+
+    Edge cases: one-hot probabilities (IS = C; 0 log 0 must count as 0, not NaN),
+    uniform probabilities (IS = 1), one class for every sample (IS = 1), and a class
+    nobody predicts. The time limit only applies on the main thread of a Unix process.
+    """
     def case(rng):
         n, c = int(rng.integers(2, 50)), int(rng.integers(2, 11))
         logits = rng.normal(scale=rng.uniform(0.5, 5.0), size=(n, c))
         p = np.exp(logits - logits.max(1, keepdims=True))
         return (p / p.sum(1, keepdims=True),)
 
-    def compare(got, want):
-        return bool(np.isclose(float(got), want, rtol=1e-5))
-
-    return run_check("Inception Score", student, inception_score, case, compare=compare,
-                     hint="p_y = probs.mean(0); KL of each row to p_y summed over classes; "
-                          "exp of the mean KL.", **kw)
+    return run_check("check_inception_score", student, inception_score, case,
+                     edge_cases=_inception_edges(), seed=seed, verbose=verbose, time_limit=time_limit,
+                     compare=lambda got, want: _scalar_mismatch(got, want, 1e-8, 1e-5),
+                     hint="p_y = probs.mean(0) (over the samples); KL of each row to p_y summed "
+                          "over classes, with 0 * log 0 = 0 (np.where(probs > 0, ..., 0)); exp "
+                          "of the mean KL.")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
 
 from .. import vae
-from .core import run_check
+from .core import CheckResult, run_check
 
 __all__ = ["check_gaussian_kl", "check_reparameterize"]
 
@@ -19,20 +20,52 @@ def _posterior_case(rng):
     return mu, logvar
 
 
-def check_gaussian_kl(student: Callable, **kw) -> bool:
-    """Check ``student(mu, logvar) -> KL`` per dimension, KL(N(mu, exp(logvar)) || N(0, 1))."""
-    return run_check("Gaussian KL", student, vae.gaussian_kl, _posterior_case, atol=1e-6,
+def _t(rows) -> torch.Tensor:
+    return torch.tensor(rows, dtype=torch.float64)
+
+
+def check_gaussian_kl(student: Callable, *, seed: int | None = None, verbose: bool = True,
+                      time_limit: float | None = 10.0) -> CheckResult:
+    """Check ``student(mu, logvar) -> KL`` per dimension, KL(N(mu, exp(logvar)) || N(0, 1)).
+
+    Edge cases: the prior itself (KL = 0 everywhere; a missing -1 fails), logvar = 2
+    and -20 (treating exp(logvar) as the standard deviation fails), and a (2, 3) input
+    whose answer keeps that shape (a sum over dimensions fails). The time limit only
+    applies on the main thread of a Unix process.
+    """
+    edges = [
+        ("the prior itself: mu = 0, logvar = 0 gives KL = 0", (torch.zeros(2, 3, dtype=torch.float64),
+                                                             torch.zeros(2, 3, dtype=torch.float64))),
+        ("logvar = 2 and -20 with mu = 0 and 1", (_t([[0.0, 1.0], [0.0, 1.0]]), _t([[2.0, 2.0], [-20.0, -20.0]]))),
+        ("a (2, 3) input: one KL per dimension, no sum",
+         (_t([[0.5, -1.0, 2.0], [0.0, 3.0, -0.5]]), _t([[0.0, 1.0, -1.0], [0.5, -2.0, 1.5]]))),
+    ]
+    return run_check("check_gaussian_kl", student, vae.gaussian_kl, _posterior_case, edge_cases=edges,
+                     atol=1e-6, seed=seed, verbose=verbose, time_limit=time_limit,
                      hint="0.5 * (mu**2 + exp(logvar) - 1 - logvar), element-wise (no sum); "
-                          "exp(logvar) is the variance, not the standard deviation.", **kw)
+                          "exp(logvar) is the variance, not the standard deviation.")
 
 
-def check_reparameterize(student: Callable, **kw) -> bool:
-    """Check ``student(mu, logvar, eps) -> z``, the reparameterised sample."""
+def check_reparameterize(student: Callable, *, seed: int | None = None, verbose: bool = True,
+                         time_limit: float | None = 10.0) -> CheckResult:
+    """Check ``student(mu, logvar, eps) -> z``, the reparameterised sample.
+
+    Edge cases: eps = 0 (z = mu), and logvar = log 4 with eps = 1 (z = mu + 2: scaling
+    by the variance gives mu + 4); drawing fresh noise instead of using ``eps`` fails
+    everywhere. The time limit only applies on the main thread of a Unix process.
+    """
     def case(rng):
         mu, logvar = _posterior_case(rng)
         return mu, logvar, torch.tensor(rng.normal(size=tuple(mu.shape)))
 
-    return run_check("reparameterisation", student, lambda m, lv, e: vae.reparameterize(m, lv, e),
-                     case, atol=1e-6,
+    edges = [
+        ("eps = 0 gives z = mu",
+         (_t([[1.0, -2.0, 0.5]]), _t([[0.0, 1.0, -3.0]]), torch.zeros(1, 3, dtype=torch.float64))),
+        ("logvar = log 4, eps = 1 gives z = mu + 2",
+         (_t([[1.0, -2.0], [0.0, 3.0]]), torch.full((2, 2), math.log(4.0), dtype=torch.float64),
+          torch.ones(2, 2, dtype=torch.float64))),
+    ]
+    return run_check("check_reparameterize", student, lambda m, lv, e: vae.reparameterize(m, lv, e),
+                     case, edge_cases=edges, atol=1e-6, seed=seed, verbose=verbose, time_limit=time_limit,
                      hint="z = mu + sigma * eps with sigma = exp(0.5 * logvar) (the square root "
-                          "of the variance).", **kw)
+                          "of the variance); use the eps you are given, do not draw new noise.")
