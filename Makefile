@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 export TFUL_NO_PROGRESS := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: book test venv student sweep clean
+.PHONY: book test venv student grade sweep clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ sweep: $(STAMP)
 
 student: $(STAMP)
 	$(PY) -m utils.student notebooks/*.ipynb --out _build/student
+
+# Grade a folder of submitted student copies, e.g.
+#   make grade ASSIGNMENT=_build/student/01_attention_from_scratch/assignment.json SUBMISSIONS=subs OUT=grades
+# (set TFUL_GRADER_SECRET; add MANUAL=grades/rubric.csv once the rubric is filled in)
+grade: $(STAMP)
+	$(PY) -m utils.grade --assignment $(ASSIGNMENT) $(SUBMISSIONS) --out $(OUT) $(if $(MANUAL),--manual $(MANUAL))
 
 clean:
 	rm -rf _build
