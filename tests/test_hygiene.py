@@ -77,6 +77,15 @@ def test_notebook_metadata(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=NB_IDS)
+def test_notebook_runs_after_existing_chapters(path):
+    after = load_notebook(path)["metadata"]["tful"].get("after", [])
+    stems = [p.stem for p in NOTEBOOKS]
+    for stem in after:
+        assert stem in stems, f"{path.name}: metadata.tful.after names {stem!r}, which is not a chapter"
+        assert stems.index(stem) < stems.index(path.stem), f"{path.name} must come after {stem}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=NB_IDS)
 def test_notebook_does_not_hack_sys_path(path):
     code = "\n".join(_text(c) for c in _cells(path, "code"))
     assert "sys.path" not in code, f"{path.name}: install utils (pip install -e .) instead of sys.path"
@@ -95,3 +104,15 @@ def test_ruff_is_clean():
     ruff = [sys.executable, "-m", "ruff", "check", "--no-cache", str(ROOT)]
     result = subprocess.run(ruff, capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_package_ships_every_subpackage():
+    """A wheel of utils (what teaching.md tells instructors to hand out) holds checks and metrics too."""
+    import tomllib
+
+    from setuptools import find_packages
+
+    find = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    shipped = set(find_packages(str(ROOT), include=find["include"]))
+    on_disk = {str(p.parent.relative_to(ROOT)).replace("/", ".") for p in (ROOT / "utils").rglob("__init__.py")}
+    assert on_disk <= shipped, f"not packaged: {sorted(on_disk - shipped)}"

@@ -28,6 +28,7 @@ import multiprocessing
 import os
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -37,6 +38,16 @@ ROOT = Path(__file__).resolve().parent.parent
 JUPYTER_CACHE = ROOT / "_build" / ".jupyter_cache"
 RESULTS = ROOT / "_build" / "results.json"
 RUNNER = "tools.run_notebooks"  # recorded in the cache, so the book can tell who executed a notebook
+
+
+def utils_sha() -> str:
+    """A hash of the ``utils`` package's source: outputs made with other code are stale."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in sorted((ROOT / "utils").rglob("*.py")):
+        h.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
 
 
 def default_jobs(n_notebooks: int) -> int:
@@ -70,6 +81,7 @@ class Run:
     error: tuple[str, str, int] | None  # (summary, trace, failing cell index)
     seconds: float
     events: list[dict] = field(default_factory=list)
+    started: float = 0.0  # time.time() when the notebook started
 
     @property
     def trained(self) -> list[str]:
@@ -84,13 +96,18 @@ class Run:
         return sum(e.get("waited_seconds", 0.0) for e in self.events)
 
     @property
-    def cold_seconds(self) -> float:
-        """Wall time as if this notebook had trained every model it used itself."""
-        first_load = {}
+    def loaded_train_seconds(self) -> dict[str, float]:
+        """For each model it loaded, how long that model took to train."""
+        out: dict[str, float] = {}
         for e in self.events:
             if e["event"] == "loaded" and e["file"] in self.loaded:
-                first_load.setdefault(e["file"], e.get("train_seconds") or 0.0)
-        return self.seconds - self.waited_seconds + sum(first_load.values())
+                out.setdefault(e["file"], float(e.get("train_seconds") or 0.0))
+        return out
+
+    @property
+    def cold_seconds(self) -> float:
+        """Wall time as if this notebook had run alone on an empty cache, training every model it uses."""
+        return self.seconds - self.waited_seconds + sum(self.loaded_train_seconds.values())
 
     @property
     def state(self) -> str:
@@ -104,8 +121,10 @@ class Run:
         return {"execution_seconds": round(self.seconds, 2), "runner": RUNNER,
                 "cold_seconds": round(self.cold_seconds, 2), "state": self.state,
                 "trained": self.trained, "loaded": self.loaded,
+                "loaded_train_seconds": {k: round(v, 2) for k, v in self.loaded_train_seconds.items()},
                 "waited_seconds": round(self.waited_seconds, 2), "jobs": int(os.environ.get("TFUL_RUN_JOBS", 1)),
-                "finished": time.time()}
+                "utils_sha": utils_sha(), "run_id": os.environ.get("TFUL_RUN_ID"),
+                "started": self.started, "finished": self.started + self.seconds}
 
 
 def execute(path: str, timeout: int, env: dict[str, str]) -> Run:
@@ -117,7 +136,7 @@ def execute(path: str, timeout: int, env: dict[str, str]) -> Run:
     with tempfile.NamedTemporaryFile("r", suffix=".jsonl", delete=False) as log:
         os.environ["TFUL_RUN_LOG"] = log.name
     try:
-        start = time.perf_counter()
+        started, start = time.time(), time.perf_counter()
         result = NotebookRun(Path(path), timeout).execute()
         seconds = time.perf_counter() - start
         events = [json.loads(line) for line in Path(log.name).read_text().splitlines() if line.strip()]
@@ -128,7 +147,7 @@ def execute(path: str, timeout: int, env: dict[str, str]) -> Run:
     error = None
     if result.error is not None:
         error = (result.error.summary, result.error.trace, result.error.failing_cell_index)
-    return Run(path, nbformat.writes(result.nb), error, seconds, events)
+    return Run(path, nbformat.writes(result.nb), error, seconds, events, started)
 
 
 def store(run: Run) -> None:
@@ -154,24 +173,74 @@ def expected_seconds(path: Path) -> float:
         return float(budget(nbformat.read(path, as_version=4)) or 60)
 
 
+def after(path: Path) -> list[str]:
+    """Notebooks (by stem) that must finish before ``path`` starts: ``metadata.tful.after``.
+
+    A chapter lists the chapters that train the shared models it loads, so that it
+    does not sit idle on a worker waiting for their file lock.
+    """
+    import nbformat
+
+    return list(nbformat.read(path, as_version=4).metadata.get("tful", {}).get("after", []))
+
+
 class Scheduler:
-    """Start every notebook at once on a pool of ``jobs`` processes; hand out results by path."""
+    """Run notebooks on a pool of ``jobs`` processes, longest first, each after the ones it needs.
+
+    ``result(path)`` blocks until that notebook has run. A notebook whose ``after``
+    list names a notebook that is not part of this batch does not wait for it.
+    """
 
     def __init__(self, paths: list[Path], *, timeout: int, jobs: int | None = None,
                  extra_env: dict[str, str] | None = None):
         self.paths = sorted({Path(p).resolve() for p in paths}, key=expected_seconds, reverse=True)
         self.jobs = jobs or default_jobs(len(self.paths))
-        env = {**kernel_env(self.jobs), "TFUL_RUN_JOBS": str(self.jobs), **(extra_env or {})}
+        self.env = {**kernel_env(self.jobs), "TFUL_RUN_JOBS": str(self.jobs), **(extra_env or {})}
+        self.timeout = timeout
         os.environ["TFUL_RUN_JOBS"] = str(self.jobs)
+        os.environ["TFUL_RUN_ID"] = f"{time.time():.3f}"  # one id per batch of notebooks run together
+        stems = {p.stem for p in self.paths}
+        self.needs = {p: {s for s in after(p) if s in stems} for p in self.paths}
+        self.done: set[str] = set()
+        self.pending = list(self.paths)
+        self.running = 0
+        self.lock = threading.Lock()
+        self.futures: dict[Path, Future] = {p: Future() for p in self.paths}
         self.pool = ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("spawn"))
         self.started = time.perf_counter()
-        self.futures: dict[Path, Future] = {p: self.pool.submit(execute, str(p), timeout, env)
-                                            for p in self.paths}
+        with self.lock:
+            self._fill()
+
+    def _fill(self) -> None:
+        """Start ready notebooks (all they need has finished) while a worker is free. Holds the lock."""
+        while self.running < self.jobs:
+            ready = [p for p in self.pending if self.needs[p] <= self.done]
+            if not ready and self.pending and self.running == 0:
+                ready = self.pending[:1]  # a cycle or a failed dependency: run anyway, the lock copes
+            if not ready:
+                return
+            path = ready[0]  # pending is sorted longest first
+            self.pending.remove(path)
+            self.running += 1
+            job = self.pool.submit(execute, str(path), self.timeout, self.env)
+            job.add_done_callback(lambda job, path=path: self._finished(path, job))
+
+    def _finished(self, path: Path, job: Future) -> None:
+        with self.lock:
+            self.running -= 1
+            self.done.add(path.stem)
+            self._fill()
+        if job.exception() is not None:
+            self.futures[path].set_exception(job.exception())
+        else:
+            self.futures[path].set_result(job.result())
 
     def result(self, path: Path) -> Run:
         return self.futures[Path(path).resolve()].result()
 
     def close(self) -> float:
+        for future in self.futures.values():
+            future.exception()  # wait for every notebook
         self.pool.shutdown(wait=True)
         return time.perf_counter() - self.started
 
@@ -181,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("notebooks", nargs="+", type=Path)
     parser.add_argument("--jobs", type=int, default=None, help="notebooks at once (default: one per core)")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
+    parser.add_argument("--force", action="store_true", help="execute even the notebooks already cached")
     args = parser.parse_args(argv)
     missing = [p for p in args.notebooks if not p.exists()]
     if missing:
@@ -189,12 +259,16 @@ def main(argv: list[str] | None = None) -> int:
     from jupyter_cache import get_cache
 
     cache = get_cache(JUPYTER_CACHE)
-    todo = []
+    todo, code = [], utils_sha()
     for p in args.notebooks:
         try:
-            cache.match_cache_notebook(nbformat.read(p, as_version=4))
-            print(f"cached    {p.name}")
+            record = cache.match_cache_notebook(nbformat.read(p, as_version=4))
         except KeyError:
+            record = None
+        # the cache is keyed by the notebook's source only; outputs made with other utils code are stale
+        if record is not None and not args.force and (record.data or {}).get("utils_sha") == code:
+            print(f"cached    {p.name}")
+        else:
             todo.append(p)
     if not todo:
         return 0

@@ -110,7 +110,12 @@ def collect_results(app: Sphinx) -> dict[str, dict]:
             "cold_seconds": run.get("cold_seconds") if by_runner else None,
             "trained": run.get("trained", []),
             "loaded": run.get("loaded", []),
+            "loaded_train_seconds": run.get("loaded_train_seconds", {}),
+            "waited_seconds": run.get("waited_seconds"),
             "jobs": run.get("jobs"),
+            "run_id": run.get("run_id"),
+            "started": run.get("started"),
+            "finished": run.get("finished"),
             "succeeded": exec_data.get("succeeded"),
             "metrics": metrics,
         }
@@ -157,6 +162,22 @@ def _table(header: list[str], rows: list[list[nodes.Node | str]], widths: list[i
     return table
 
 
+def book_cold_seconds(results: dict) -> float | None:
+    """Seconds to execute every notebook one after another from an empty model cache.
+
+    The sum of each run's working time (its wall time minus any wait for another
+    notebook's training), plus the training time of every model that was loaded but
+    trained by none of them (it was in the cache already). Each model counts once.
+    ``None`` if a notebook was not executed by the notebook runner.
+    """
+    if any(info.get("executed_by") != RUNNER for info in results.values()):
+        return None
+    trained = {m for info in results.values() for m in info["trained"]}
+    loaded = {m: s for info in results.values() for m, s in info["loaded_train_seconds"].items()}
+    work = sum(info["seconds"] - (info["waited_seconds"] or 0.0) for info in results.values())
+    return work + sum(s for m, s in loaded.items() if m not in trained)
+
+
 def fill_results(app: Sphinx, doctree: nodes.document, docname: str) -> None:
     placeholders = list(doctree.findall(results_placeholder))
     if not placeholders:
@@ -175,9 +196,14 @@ def fill_results(app: Sphinx, doctree: nodes.document, docname: str) -> None:
                     ", ".join(m.rsplit("-", 1)[0] for m in info["trained"]) or "–"]
                    for info in results.values()]
     total = sum(info["seconds"] or 0.0 for info in results.values())
-    colds = [info["cold_seconds"] for info in results.values()]
-    cold_total = sum(colds) if all(c is not None for c in colds) else None
+    cold_total = book_cold_seconds(results)
     timing_rows.append(["all notebooks, one after another", secs(total), "", secs(cold_total), ""])
+    jobs = sorted({info.get("jobs") for info in results.values()} - {None})
+    starts = [info["started"] for info in results.values() if info.get("started")]
+    ends = [info["finished"] for info in results.values() if info.get("finished")]
+    one_run = len({info.get("run_id") for info in results.values()}) == 1
+    wall = (f" They ran {jobs[0]} at a time, in {max(ends) - min(starts):.0f} s of wall time from the "
+            "first start to the last finish." if one_run and len(jobs) == 1 and starts and ends else "")
     metric_rows = [[nodes.literal(text=name), f"{value:.4g}", link(info)]
                    for info in results.values() for name, value in sorted(info["metrics"].items())]
     section = [
@@ -188,7 +214,7 @@ def fill_results(app: Sphinx, doctree: nodes.document, docname: str) -> None:
             "none if it uses no cached model. Cold seconds: the time with an empty model cache, "
             "that is the wall time minus any wait for a model another notebook was training, "
             "plus the recorded training time of each model it loaded; budgets are checked "
-            "against it.")),
+            "against it." + wall)),
         _table(["Notebook", "Seconds", "State", "Cold seconds", "Trained here"], timing_rows,
                [40, 12, 12, 14, 22]),
         nodes.rubric(text="Headline numbers"),
