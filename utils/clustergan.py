@@ -67,7 +67,7 @@ class ClusterGANConfig:
     d_ff: int = 128
     spectral_norm: bool = True
     loss: str = "hinge"
-    epochs: int = 30
+    epochs: int = 20
     batch_size: int = 64
     lr_g: float = 1e-3
     lr_d: float = 2e-3

@@ -105,7 +105,7 @@ class GANConfig:
     d_ff: int = 128
     spectral_norm: bool = True
     loss: str = "hinge"
-    epochs: int = 45
+    epochs: int = 30
     batch_size: int = 64
     lr_g: float = 1e-3
     lr_d: float = 2e-3
@@ -115,7 +115,7 @@ class GANConfig:
     cutout: int = 2
     r1_gamma: float = 0.0
     ema_decay: float | None = 0.99
-    checkpoints: tuple[int, ...] = (1, 5, 10, 20, 30, 45)
+    checkpoints: tuple[int, ...] = (1, 5, 10, 20, 30)
     seed: int = 0
 
     def __post_init__(self):

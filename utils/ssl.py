@@ -198,7 +198,7 @@ class SSLConfig:
     objective: str = "contrastive"
     encoder: PatchEncoderConfig = DIGITS_ENCODER
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    epochs: int = 150
+    epochs: int = 100
     batch_size: int = 128
     lr: float = 2e-3
     weight_decay: float = 0.05

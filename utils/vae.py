@@ -59,10 +59,10 @@ class VAEConfig:
     z_to_tokens: str = "per_token"  # or "shared"
     likelihood: str = "categorical"  # or "bernoulli"
     levels: int = 17  # grey levels of the categorical likelihood (digits: 0..16)
-    epochs: int = 40
+    epochs: int = 28
     batch_size: int = 64
     lr: float = 4e-3
-    warmup_epochs: int = 15  # KL weight rises linearly from 0 to 1; 0 = no warm-up
+    warmup_epochs: int = 10  # KL weight rises linearly from 0 to 1; 0 = no warm-up
     lr_warmup: float = 0.1  # share of training with a linear lr warm-up (then cosine to 0)
     free_bits: float = 0.2  # nats per latent dimension; 0 = off
     seed: int = 0
