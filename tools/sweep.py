@@ -24,6 +24,7 @@ import json
 import math
 import os
 import platform
+import re
 import statistics
 import sys
 import tempfile
@@ -93,11 +94,9 @@ def machine() -> dict:
             "scipy": scipy.__version__, "scikit-learn": sklearn.__version__}
 
 
-def run_setting(paths: list[Path], seed_offset: int, threads: int, timeout: int) -> dict:
+def run_setting(paths: list[Path], seed_offset: int, threads: int, timeout: int, jobs: int) -> dict:
     import nbformat
 
-    cores = os.cpu_count() or 1
-    jobs = max(1, min(len(paths), cores // threads))  # never more training threads than cores
     with tempfile.TemporaryDirectory(prefix="tful-sweep-") as cache:
         env = {"TFUL_SEED_OFFSET": str(seed_offset), "TFUL_TRAIN_THREADS": str(threads), "TFUL_CACHE": cache}
         start = time.perf_counter()
@@ -108,7 +107,12 @@ def run_setting(paths: list[Path], seed_offset: int, threads: int, timeout: int)
            "notebooks": {}}
     for stem, run in runs.items():
         nb = nbformat.reads(run.nb_json, as_version=4)
-        out["notebooks"][stem] = {"passed": run.error is None, "error": run.error[0] if run.error else None,
+        error = None
+        if run.error:  # the failing line (nbmake marks it with an arrow), without colour codes
+            plain = re.sub(r"\x1b\[[0-9;]*m", "", run.error[1])
+            arrow = [line.strip() for line in plain.splitlines() if "--->" in line]
+            error = f"{re.sub(chr(27) + r'[[0-9;]*m', '', run.error[0])} at {arrow[-1] if arrow else '?'}"
+        out["notebooks"][stem] = {"passed": run.error is None, "error": error,
                                   "seconds": round(run.seconds, 1), "metrics": glued_numbers(nb)}
     print(f"seed offset {seed_offset}, {threads} training threads: {time.perf_counter() - start:.0f} s, "
           f"failed: {[s for s, r in out['notebooks'].items() if not r['passed']] or 'none'}", flush=True)
@@ -135,13 +139,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2, 4], help="training thread counts")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="notebooks at once (the results do not depend on it, only the time)")
     args = parser.parse_args(argv)
     paths = [p.resolve() for p in args.notebooks] or DEFAULT_NOTEBOOKS
-    settings = [run_setting(paths, s, t, args.timeout) for t in args.threads for s in args.seeds]
+    settings = []
+    for t in args.threads:
+        for s in args.seeds:
+            settings.append(run_setting(paths, s, t, args.timeout, max(1, min(args.jobs, len(paths)))))
+            write(args, paths, settings)  # after every setting, so a long sweep can be inspected
+    return 1 if any(not nb["passed"] for st in settings for nb in st["notebooks"].values()) else 0
+
+
+def write(args, paths: list[Path], settings: list[dict]) -> None:
     failures = [{"notebook": stem, "seed_offset": st["seed_offset"], "train_threads": st["train_threads"],
                  "error": nb["error"]}
                 for st in settings for stem, nb in st["notebooks"].items() if not nb["passed"]]
-    report = {"machine": machine(), "seed_offsets": args.seeds, "train_threads": args.threads,
+    report = {"machine": machine(), "seed_offsets": sorted({st["seed_offset"] for st in settings}),
+              "train_threads": sorted({st["train_threads"] for st in settings}),
               "notebooks": [p.stem for p in paths], "failures": failures,
               "settings": [{k: v for k, v in st.items() if k != "notebooks"}
                            | {"seconds": {s: nb["seconds"] for s, nb in st["notebooks"].items()}}
@@ -149,8 +164,7 @@ def main(argv: list[str] | None = None) -> int:
               "metrics": summarise(settings)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
-    print(f"wrote {args.out} ({len(settings)} settings, {len(failures)} failed notebook runs)")
-    return 1 if failures else 0
+    print(f"wrote {args.out} ({len(settings)} settings, {len(failures)} failed notebook runs)", flush=True)
 
 
 if __name__ == "__main__":
