@@ -6,11 +6,14 @@ Each setting executes the notebooks from an empty model cache of its own, with
 * ``TFUL_TRAIN_THREADS`` = 1, 2, 4: the threads every training loop pins
   (:func:`utils.runtime.train_threads`; 1 is the book's default).
 
+By default the design is a cross: the three seeds on one thread, then 2 and 4 threads on
+the first seed (five settings); ``--design grid`` runs all nine combinations.
+
 Every glued number of every run is collected, and ``book/data/sweep.json`` gets the
 mean, min and max of each, stamped with the date, the CPU and the library versions.
 A notebook whose asserts fail in some setting is listed under ``failures``: an
 assert must hold across the whole sweep. It is not part of ``make test`` (it takes
-about half an hour on 2 cores).
+about 40 minutes on an idle 2-core machine for the cross design).
 
 Usage: ``python -m tools.sweep [--seeds 0 1 2] [--threads 1 2 4] [notebooks ...]``
 """
@@ -141,13 +144,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                         help="notebooks at once (the results do not depend on it, only the time)")
+    parser.add_argument("--design", choices=["cross", "grid"], default="cross",
+                        help="cross: every seed on the first thread count, then every other thread count on "
+                             "the first seed; grid: every seed on every thread count")
+    parser.add_argument("--append", action="store_true", help="add to the settings already in --out")
     args = parser.parse_args(argv)
     paths = [p.resolve() for p in args.notebooks] or DEFAULT_NOTEBOOKS
-    settings = []
-    for t in args.threads:
-        for s in args.seeds:
-            settings.append(run_setting(paths, s, t, args.timeout, max(1, min(args.jobs, len(paths)))))
-            write(args, paths, settings)  # after every setting, so a long sweep can be inspected
+    if args.design == "grid":
+        plan = [(s, t) for t in args.threads for s in args.seeds]
+    else:
+        plan = [(s, args.threads[0]) for s in args.seeds] + [(args.seeds[0], t) for t in args.threads[1:]]
+    settings = json.loads(args.out.read_text())["runs"] if args.append and args.out.exists() else []
+    done = {(st["seed_offset"], st["train_threads"]) for st in settings}
+    for seed, threads in plan:
+        if (seed, threads) in done:
+            continue
+        settings.append(run_setting(paths, seed, threads, args.timeout, max(1, min(args.jobs, len(paths)))))
+        write(args, paths, settings)  # after every setting, so a long sweep can be inspected
     return 1 if any(not nb["passed"] for st in settings for nb in st["notebooks"].values()) else 0
 
 
@@ -161,7 +174,7 @@ def write(args, paths: list[Path], settings: list[dict]) -> None:
               "settings": [{k: v for k, v in st.items() if k != "notebooks"}
                            | {"seconds": {s: nb["seconds"] for s, nb in st["notebooks"].items()}}
                            for st in settings],
-              "metrics": summarise(settings)}
+              "metrics": summarise(settings), "runs": settings}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
     print(f"wrote {args.out} ({len(settings)} settings, {len(failures)} failed notebook runs)", flush=True)
