@@ -262,8 +262,12 @@ def sharpen(logits: torch.Tensor, temperature: float | None = 2.0) -> torch.Tens
     return torch.sigmoid(temperature * logits)
 
 
-def train_vae(config: VAEConfig, images: torch.Tensor, *,
-              desc: str = "VAE") -> tuple[TransformerVAE, dict[str, list[float]]]:
+class _StopTraining(Exception):
+    pass
+
+
+def train_vae(config: VAEConfig, images: torch.Tensor, *, desc: str = "VAE",
+              stop_after: int | None = None) -> tuple[TransformerVAE, dict[str, list[float]]]:
     """Train a :class:`TransformerVAE` on ``(N, 8, 8)`` images in ``[0, 1]``.
 
     Runs :class:`utils.train.Trainer` (AdamW without weight decay, linear lr warm-up
@@ -272,8 +276,15 @@ def train_vae(config: VAEConfig, images: torch.Tensor, *,
     history with one value per epoch of ``loss`` (the optimised loss), ``neg_elbo``,
     ``recon``, ``kl`` (epoch means), ``beta`` (at the end of the epoch) and
     ``active_units`` (on all of ``images``).
+
+    ``stop_after=k`` stops after ``k`` epochs of the schedule of ``config.epochs``
+    (learning rate and ``beta`` as in the full run): the first ``k`` epochs of the full
+    run, for cheap ablations of its early phase.
     """
     images = check_images(images, "images", size=8, unit_range=True)
+    if stop_after is not None and (not isinstance(stop_after, int) or isinstance(stop_after, bool)
+                                   or not 1 <= stop_after <= config.epochs):
+        raise ValueError(f"stop_after must be an int in [1, {config.epochs}], got {stop_after!r}")
     trainer = Trainer(TrainConfig(
         epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, weight_decay=0.0,
         schedule="cosine", warmup_epochs=config.lr_warmup * config.epochs, grad_clip=1.0,
@@ -289,10 +300,19 @@ def train_vae(config: VAEConfig, images: torch.Tensor, *,
         return loss, {k: parts[k] for k in ("neg_elbo", "recon", "kl")}
 
     def on_epoch(t):
-        return {"beta": kl_weight(t.epoch + 1, config.warmup_epochs),
-                "active_units": active_units(model.encode(images)[0])}
+        logged = {"beta": kl_weight(t.epoch + 1, config.warmup_epochs),
+                  "active_units": active_units(model.encode(images)[0])}
+        if t.epoch + 1 == stop_after and stop_after < config.epochs:
+            for k, v in logged.items():         # log this last epoch, then stop
+                t.history[k].append(float(v))
+            raise _StopTraining
+        return logged
 
-    history = trainer.fit(model, loss_fn, images, on_epoch=on_epoch)
+    try:
+        history = trainer.fit(model, loss_fn, images, on_epoch=on_epoch)
+    except _StopTraining:
+        history = dict(trainer.history)
+        model.eval()
     return model, history
 
 

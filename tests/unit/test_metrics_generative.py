@@ -1,4 +1,5 @@
-"""Tests for utils.metrics.generative: Fréchet distance, Inception Score, precision/recall."""
+"""Tests for utils.metrics.generative: Fréchet distance, Inception Score, precision/recall,
+KID, density and coverage."""
 
 import numpy as np
 import pytest
@@ -8,10 +9,12 @@ import torch
 from sklearn.neighbors import NearestNeighbors
 
 from utils.metrics import (
+    density_coverage,
     feature_statistics,
     frechet_distance,
     generative_precision_recall,
     inception_score,
+    kernel_inception_distance,
 )
 
 
@@ -188,3 +191,92 @@ def test_evaluation_checks_pass_the_reference_and_reject_mistakes(capsys):
     assert not checks.check_inception_score(is_without_exp, seed=0)
     out = capsys.readouterr().out
     assert out.count("❌") == 2 and "Hint" in out
+
+
+def test_kid_matches_torchmetrics_poly_mmd_and_brute_force():
+    from torchmetrics.image.kid import poly_mmd
+
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=(40, 7)), rng.normal(0.3, 1.2, size=(40, 7))
+    ours = kernel_inception_distance(real, fake)
+    theirs = float(poly_mmd(torch.tensor(real), torch.tensor(fake)))
+    assert ours == pytest.approx(theirs, rel=1e-10)
+    # unequal sizes: the U-statistic written out with explicit loops
+    fake = fake[:25]
+
+    def k(a, b):
+        return (a @ b / 7 + 1.0) ** 3
+
+    m, n = len(real), len(fake)
+    xx = sum(k(real[i], real[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    yy = sum(k(fake[i], fake[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    xy = sum(k(real[i], fake[j]) for i in range(m) for j in range(n)) / (m * n)
+    assert kernel_inception_distance(real, fake) == pytest.approx(xx + yy - 2 * xy, rel=1e-10)
+
+
+def test_kid_is_unbiased_for_equal_distributions():
+    # the mean over many pairs of samples from one distribution is ~0 (a biased V-statistic
+    # would be clearly positive at these sizes)
+    rng = np.random.default_rng(1)
+    values = [kernel_inception_distance(rng.normal(size=(30, 5)), rng.normal(size=(20, 5)))
+              for _ in range(400)]
+    assert abs(np.mean(values)) < 3 * np.std(values) / np.sqrt(len(values))
+    assert min(values) < 0 < max(values)
+    shifted = kernel_inception_distance(rng.normal(size=(200, 5)), rng.normal(1.0, 1.0, size=(200, 5)))
+    assert shifted > 10 * np.std(values)
+
+
+def test_kid_bad_input():
+    x = np.zeros((5, 3))
+    with pytest.raises(ValueError, match="feature sizes differ"):
+        kernel_inception_distance(x, np.zeros((5, 4)))
+    with pytest.raises(ValueError, match="at least 2"):
+        kernel_inception_distance(x, np.zeros((1, 3)))
+    with pytest.raises(ValueError, match="degree"):
+        kernel_inception_distance(x, x, degree=0)
+
+
+def test_density_coverage_matches_sklearn_neighbours():
+    rng = np.random.default_rng(2)
+    real, fake = rng.normal(size=(60, 4)), rng.normal(0.5, 1.0, size=(50, 4))
+    k = 5
+    radii = NearestNeighbors(n_neighbors=k + 1).fit(real).kneighbors(real)[0][:, k]
+    dist = NearestNeighbors(n_neighbors=len(real)).fit(real)
+    d, idx = dist.kneighbors(fake)                     # distances to every real sample
+    inside = np.zeros((len(fake), len(real)), bool)
+    np.put_along_axis(inside, idx, d <= radii[idx] + 1e-12, axis=1)
+    density, coverage = density_coverage(real, fake, k=k)
+    assert density == pytest.approx(inside.sum() / (k * len(fake)))
+    assert coverage == pytest.approx(inside.any(0).mean())
+
+
+def test_density_coverage_hand_example_and_outlier():
+    # four real points on a line, k = 1: each ball reaches the nearest neighbour
+    real = np.array([[0.0], [1.0], [2.0], [10.0]])     # radii 1, 1, 1, 8
+    fake = np.array([[0.5], [6.0]])
+    density, coverage = density_coverage(real, fake, k=1)
+    # 0.5 lies in the balls of 0 and 1; 6.0 only in the outlier 10's large ball
+    assert density == pytest.approx(3 / 2)
+    assert coverage == pytest.approx(3 / 4)            # the balls of 0, 1 and 10
+    # precision counts 6.0 as fully realistic because of the outlier's ball; its density
+    # share is one ball, against two for 0.5
+    precision, _ = generative_precision_recall(real, fake, k=1)
+    assert precision == 1.0
+    assert density_coverage(real, fake[1:], k=1)[0] == pytest.approx(1.0)
+    assert density_coverage(real, fake[:1], k=1)[0] == pytest.approx(2.0)
+
+
+def test_density_coverage_same_distribution_near_one():
+    rng = np.random.default_rng(3)
+    density, coverage = density_coverage(rng.normal(size=(500, 3)), rng.normal(size=(2000, 3)), k=5)
+    assert 0.85 < density < 1.15 and coverage > 0.9
+
+
+def test_density_coverage_bad_input():
+    x = np.zeros((5, 3))
+    with pytest.raises(ValueError, match="feature sizes differ"):
+        density_coverage(x, np.zeros((5, 4)))
+    with pytest.raises(ValueError, match="k=5 needs"):
+        density_coverage(x, x, k=5)
+    with pytest.raises(ValueError, match="k must be"):
+        density_coverage(x, x, k=0)

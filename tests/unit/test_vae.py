@@ -81,6 +81,22 @@ def test_train_vae_runs_and_logs():
         assert torch.equal(a, b)
 
 
+def test_train_vae_stop_after_is_the_start_of_the_full_run():
+    x = torch.rand(20, 8, 8).round()
+    config = vae.VAEConfig(**{**TINY.as_dict(), "epochs": 3, "warmup_epochs": 2})
+    full_model, full = vae.train_vae(config, x)
+    part_model, part = vae.train_vae(config, x, stop_after=1)
+    assert not part_model.training
+    assert set(part) == set(full) and all(len(v) == 1 for v in part.values())
+    assert all(part[k][0] == pytest.approx(full[k][0]) for k in full)   # same schedule
+    assert part["beta"] == [0.5]
+    _, whole = vae.train_vae(config, x, stop_after=3)                    # the whole run
+    assert all(whole[k] == pytest.approx(full[k]) for k in full)
+    for bad in (0, 4, 1.0, True):
+        with pytest.raises(ValueError, match="stop_after"):
+            vae.train_vae(config, x, stop_after=bad)
+
+
 def test_categorical_likelihood_and_images():
     model = vae.TransformerVAE(TINY)
     z = torch.randn(3, 3)

@@ -1,6 +1,7 @@
-r"""Metrics for generative models: Fréchet distance, Inception Score, precision/recall.
+r"""Metrics for generative models: Fréchet distance, Inception Score, precision/recall, KID,
+density and coverage.
 
-All three work on *features* or *class probabilities* from some fixed network;
+All of them work on *features* or *class probabilities* from some fixed network;
 :mod:`utils.feature_net` supplies a digits classifier that plays Inception's role.
 
 The Fréchet distance between Gaussians :math:`\mathcal N(\mu_1,\Sigma_1)` and
@@ -8,15 +9,22 @@ The Fréchet distance between Gaussians :math:`\mathcal N(\mu_1,\Sigma_1)` and
 
 .. math::
     d^2 = \lVert \mu_1-\mu_2 \rVert^2 + \operatorname{Tr}\!\big(\Sigma_1 + \Sigma_2
-          - 2\,(\Sigma_1\Sigma_2)^{1/2}\big).
+          - 2\,(\Sigma_1\Sigma_2)^{1/2}\big),
 
-Numerical care: :math:`\Sigma_1\Sigma_2` is not symmetric, so a general matrix
-square root (``scipy.linalg.sqrtm``) can return complex values or fail when a
-covariance is singular. We use instead that
+the squared 2-Wasserstein distance between the two Gaussians (Dowson and Landau 1982).
+:math:`\Sigma_1\Sigma_2` is not symmetric, so a general matrix square root
+(``scipy.linalg.sqrtm``) works in complex arithmetic and returns round-off
+imaginary parts that must be discarded. We use instead that
 :math:`\operatorname{Tr}(\Sigma_1\Sigma_2)^{1/2} = \operatorname{Tr}(A\,\Sigma_2\,A)^{1/2}`
 with :math:`A=\Sigma_1^{1/2}`: both square roots are of *symmetric* positive
 semi-definite matrices, computed from ``eigh`` with round-off negatives clipped
-to zero. That is exact for singular covariances and never produces imaginary parts.
+to zero (unclipped, they would give NaN). The result is real by construction,
+also for singular covariances.
+
+Two sample-based alternatives: the unbiased kernel inception distance (KID,
+Bińkowski et al. 2018), and density and coverage (Naeem et al. 2020), which
+count k-NN balls around real samples and are robust to a few outlying real
+samples with very large balls.
 """
 
 from __future__ import annotations
@@ -29,6 +37,8 @@ __all__ = [
     "frechet_distance",
     "inception_score",
     "generative_precision_recall",
+    "kernel_inception_distance",
+    "density_coverage",
 ]
 
 
@@ -174,3 +184,76 @@ def generative_precision_recall(real_features, fake_features, k: int = 3) -> tup
         return float((dists(other, ref) <= radii[None, :]).any(axis=1).mean())
 
     return coverage(real, fake), coverage(fake, real)
+
+
+def _pairwise_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    return np.sqrt(np.clip(sq, 0.0, None))
+
+
+def kernel_inception_distance(real_features, fake_features, *, degree: int = 3,
+                              gamma: float | None = None, coef: float = 1.0) -> float:
+    r"""Unbiased squared MMD with the polynomial kernel of KID (Bińkowski et al. 2018).
+
+    :math:`k(x, y) = (\gamma\, x^\top y + c)^{d}` with :math:`\gamma = 1/\text{features}`,
+    :math:`c = 1`, :math:`d = 3` by default. For ``m`` real and ``n`` fake samples
+
+    .. math::
+        \widehat{\mathrm{MMD}}^2 = \frac{\sum_{i\ne j} k(x_i, x_j)}{m(m-1)}
+        + \frac{\sum_{i\ne j} k(y_i, y_j)}{n(n-1)} - \frac{2\sum_{i,j} k(x_i, y_j)}{mn},
+
+    an unbiased estimate whatever ``m`` and ``n`` (it can be slightly negative when
+    the two distributions are equal). Computed on all samples at once, in float64.
+    """
+    real = _features_2d(real_features, "real_features")
+    fake = _features_2d(fake_features, "fake_features")
+    if real.shape[1] != fake.shape[1]:
+        raise ValueError(
+            f"feature sizes differ: real has {real.shape[1]}, fake has {fake.shape[1]}"
+        )
+    if len(real) < 2 or len(fake) < 2:
+        raise ValueError(f"need at least 2 samples per set, got {len(real)} real and {len(fake)} fake")
+    if not isinstance(degree, int | np.integer) or isinstance(degree, bool) or degree < 1:
+        raise ValueError(f"degree must be a positive int, got {degree!r}")
+    g = 1.0 / real.shape[1] if gamma is None else float(gamma)
+    if not g > 0 or not coef >= 0:
+        raise ValueError(f"gamma must be positive and coef non-negative, got {gamma!r}, {coef!r}")
+
+    def kernel(a, b):
+        return (g * (a @ b.T) + coef) ** degree
+
+    m, n = len(real), len(fake)
+    k_rr, k_ff, k_rf = kernel(real, real), kernel(fake, fake), kernel(real, fake)
+    within_r = (k_rr.sum() - np.trace(k_rr)) / (m * (m - 1))
+    within_f = (k_ff.sum() - np.trace(k_ff)) / (n * (n - 1))
+    return float(within_r + within_f - 2.0 * k_rf.mean())
+
+
+def density_coverage(real_features, fake_features, k: int = 5) -> tuple[float, float]:
+    r"""Density and coverage of Naeem et al. (2020), with the k-NN balls of the real samples.
+
+    Each real sample :math:`x_i` gets a ball :math:`B_i` whose radius is the distance to
+    its ``k``-th nearest real neighbour. *Density* counts, per fake sample, how many
+    balls contain it, :math:`\frac{1}{kn}\sum_j \sum_i 1[y_j \in B_i]` (1 on average
+    for fake samples from the real distribution; it can exceed 1). *Coverage* is the
+    share of real balls that contain at least one fake sample, in ``[0, 1]``. Unlike
+    precision, one outlying real sample with a huge ball adds at most ``1/k`` to a fake
+    sample's density, and coverage never uses the fake samples' own balls.
+    Returns ``(density, coverage)``.
+    """
+    real = _features_2d(real_features, "real_features")
+    fake = _features_2d(fake_features, "fake_features")
+    if real.shape[1] != fake.shape[1]:
+        raise ValueError(
+            f"feature sizes differ: real has {real.shape[1]}, fake has {fake.shape[1]}"
+        )
+    if not isinstance(k, int | np.integer) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"k must be a positive int, got {k!r}")
+    if k >= len(real):
+        raise ValueError(f"k={k} needs more than k real samples, got {len(real)}")
+    # k-th neighbour radius; column 0 of the sorted self-distances is the point itself
+    radii = np.sort(_pairwise_distances(real, real), axis=1)[:, k]
+    inside = _pairwise_distances(fake, real) <= radii[None, :]       # (n_fake, n_real)
+    density = float(inside.sum() / (k * len(fake)))
+    coverage = float(inside.any(axis=0).mean())
+    return density, coverage
