@@ -13,8 +13,9 @@ The Fréchet distance between Gaussians :math:`\mathcal N(\mu_1,\Sigma_1)` and
 
 the squared 2-Wasserstein distance between the two Gaussians (Dowson and Landau 1982).
 :math:`\Sigma_1\Sigma_2` is not symmetric, so a general matrix square root
-(``scipy.linalg.sqrtm``) works in complex arithmetic and returns round-off
-imaginary parts that must be discarded. We use instead that
+(``scipy.linalg.sqrtm``), which warns on singular input and may return a complex
+array whose round-off imaginary parts must be discarded.
+We use instead that
 :math:`\operatorname{Tr}(\Sigma_1\Sigma_2)^{1/2} = \operatorname{Tr}(A\,\Sigma_2\,A)^{1/2}`
 with :math:`A=\Sigma_1^{1/2}`: both square roots are of *symmetric* positive
 semi-definite matrices, computed from ``eigh`` with round-off negatives clipped
