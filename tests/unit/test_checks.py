@@ -204,6 +204,37 @@ def silhouette_excludes_zero_distances(x, labels, i):  # drops point i by d > 0:
     return (b - a) / max(a, b)
 
 
+def silhouette_over_b(x, labels, i):  # (b - a) / b, i.e. 1 - a / b: right only when s >= 0
+    d = cdist(x[i:i + 1], x)[0]
+    own = labels == labels[i]
+    if own.sum() == 1:
+        return 0.0
+    a = d[own].sum() / (own.sum() - 1)
+    b = min(d[labels == c].mean() for c in np.unique(labels) if c != labels[i])
+    return (b - a) / b
+
+
+def silhouette_zero_distances_guarded(x, labels, i):  # drops d = 0, with a = 0 when nothing is left
+    d = cdist(x[i:i + 1], x)[0]
+    own = labels == labels[i]
+    if own.sum() == 1:
+        return 0.0
+    rest = own & (d > 0)
+    a = d[rest].mean() if rest.any() else 0.0
+    b = min(d[labels == c].mean() for c in np.unique(labels) if c != labels[i])
+    return (b - a) / max(a, b)
+
+
+def accuracy_greedy(y_true, y_pred):  # takes the largest cell, removes its row and column, repeats
+    table = _table(y_true, y_pred)
+    total = 0.0
+    for _ in range(min(table.shape)):
+        k, c = np.unravel_index(np.argmax(table), table.shape)
+        total += table[k, c]
+        table[k, :], table[:, c] = -1, -1
+    return float(total / len(y_true))
+
+
 def silhouette_nearest_point(x, labels, i):  # b from the cluster of the nearest other point
     d = cdist(x[i:i + 1], x)[0]
     own = labels == labels[i]
@@ -367,6 +398,7 @@ WRONG = {
         "majority vote": accuracy_majority_vote,
         "drops noise points": accuracy_dropping_noise,
         "indexes a table by label": accuracy_indexing_labels,
+        "greedy matching": accuracy_greedy,
     },
     "check_silhouette_point": {
         "NaN for a singleton": silhouette_nan_singleton,
@@ -374,6 +406,8 @@ WRONG = {
         "excludes itself by distance 0": silhouette_excludes_zero_distances,
         "b from the nearest point's cluster": silhouette_nearest_point,
         "scaled by 0.9": lambda x, lab, i: silhouette(x, lab, i) * 0.9,
+        "divides by b": silhouette_over_b,
+        "drops distance 0, a = 0 if nothing is left": silhouette_zero_distances_guarded,
     },
     "check_soft_assignment": {
         "Gaussian kernel": lambda z, mu, a: torch.softmax(-torch.cdist(z, mu) ** 2, 1),

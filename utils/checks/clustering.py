@@ -71,6 +71,9 @@ def _accuracy_edges():
          (a([3, 3, 5, 5, 7, 7, 9, 9]), a([10, 10, 10, 20, 20, 20, 20, 10]))),
         # -1 is a cluster of its own: matched to class 2 here, and the noise points count in n
         ("noise label -1", (a([0, 0, 0, 1, 1, 1, 2, 2, 2, 2]), a([0, 0, -1, 1, 1, -1, -1, -1, -1, 0]))),
+        # table [[3, 2], [2, 0]]: taking the largest cell first gives 3 of 7, the best map 4 of 7
+        ("a greedy matching (largest cell first) is not the best one",
+         (a([0, 0, 0, 1, 1, 0, 0]), a([0, 0, 0, 0, 0, 1, 1]))),
     ]
 
 
@@ -81,7 +84,8 @@ def check_cluster_accuracy(student: Callable, *, seed: int | None = None, verbos
     Edge cases: a perfect labelling under other names, a labelling whose every label is
     a wrong name (accuracy 1 after matching, 0 without), an all-wrong (evenly mixed)
     labelling, more clusters than classes (a many-to-one majority vote fails), more
-    classes than clusters, and the noise label -1 (dropping noise points fails). At most
+    classes than clusters, the noise label -1 (dropping noise points fails) and a table
+    on which a greedy matching (largest cell first) is not optimal. At most
     7 distinct labels, so brute force over permutations is fine. The time limit only
     applies on the main thread of a Unix process.
     """
@@ -121,6 +125,12 @@ def _silhouette_edges():
          (far, a([3, 3, 7, 7, 9, 9, 9]), 0)),
         ("a cluster of two points (a divides by size - 1 = 1)",
          (a([[0.0], [2.0], [5.0], [6.0], [7.0]]), a([0, 0, 1, 1, 1]), 1)),
+        # one duplicate and one other point: a = (0 + 2) / 2 = 1, not 2
+        ("a cluster with one duplicate of point i and one other point",
+         (a([[0.0, 0.0], [0.0, 0.0], [2.0, 0.0], [10.0, 0.0], [11.0, 0.0]]), a([0, 0, 0, 1, 1]), 0)),
+        # a = 10 > b = 1.5: s = (b - a) / a = -0.85, so dividing by b (or 1 - a / b) fails
+        ("a point closer to another cluster than to its own (s < 0)",
+         (a([[0.0], [10.0], [1.0], [2.0]]), a([0, 0, 1, 1]), 0)),
     ]
 
 
@@ -130,8 +140,10 @@ def check_silhouette_point(student: Callable, *, seed: int | None = None, verbos
 
     Edge cases: a point alone in its cluster (s = 0, not NaN), a point whose cluster is
     all exact duplicates of it (a = 0, s = 1), a nearest point that is not in the
-    nearest cluster on average with labels 3, 7, 9, and a two-point cluster (dividing
-    by the cluster size instead of size - 1 fails). The time limit only applies on the
+    nearest cluster on average with labels 3, 7, 9, a two-point cluster (dividing
+    by the cluster size instead of size - 1 fails), a cluster holding one duplicate of
+    the point and one other point (excluding the point by distance 0 fails) and a
+    negative silhouette (dividing by ``b`` instead of ``max(a, b)`` fails). The time limit only applies on the
     main thread of a Unix process.
     """
     from sklearn.metrics import silhouette_samples
