@@ -107,7 +107,7 @@ def run_setting(paths: list[Path], seed_offset: int, threads: int, timeout: int,
         runs = {p.stem: sched.result(p) for p in sched.paths}
         wall = sched.close()
     out = {"seed_offset": seed_offset, "train_threads": threads, "jobs": jobs, "wall_seconds": round(wall, 1),
-           "notebooks": {}}
+           "commit": machine()["commit"], "notebooks": {}}
     for stem, run in runs.items():
         nb = nbformat.reads(run.nb_json, as_version=4)
         error = None
