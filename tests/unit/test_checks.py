@@ -665,3 +665,33 @@ def test_check_result_is_a_frozen_dataclass():
 def test_not_a_function_is_a_type_error():
     with pytest.raises(TypeError, match="function itself"):
         checks.check_softmax(42)
+
+
+def _silhouette_nearest_centroid(x, labels, i):
+    """Wrong: b from the cluster whose centroid is nearest, not the smallest mean distance."""
+    own = labels == labels[i]
+    if own.sum() == 1:
+        return 0.0
+    a = np.linalg.norm(x[own] - x[i], axis=1).sum() / (own.sum() - 1)
+    others = [c for c in np.unique(labels) if c != labels[i]]
+    c = min(others, key=lambda c: np.linalg.norm(x[labels == c].mean(0) - x[i]))
+    b = np.linalg.norm(x[labels == c] - x[i], axis=1).mean()
+    return float((b - a) / max(a, b))
+
+
+def _silhouette_skips_singletons(x, labels, i):
+    """Wrong: singleton clusters are left out when looking for b."""
+    own = labels == labels[i]
+    if own.sum() == 1:
+        return 0.0
+    a = np.linalg.norm(x[own] - x[i], axis=1).sum() / (own.sum() - 1)
+    b = min(np.linalg.norm(x[labels == c] - x[i], axis=1).mean()
+            for c in np.unique(labels) if c != labels[i] and (labels == c).sum() > 1)
+    return float((b - a) / max(a, b))
+
+
+@pytest.mark.parametrize("wrong", [_silhouette_nearest_centroid, _silhouette_skips_singletons])
+def test_silhouette_mistakes_found_in_review_fail_on_an_edge_case(wrong):
+    for seed in (0, 1):
+        result = checks.check_silhouette_point(wrong, seed=seed, verbose=False)
+        assert result.status == "wrong" and result.case.startswith("edge:"), result

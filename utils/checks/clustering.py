@@ -74,6 +74,9 @@ def _accuracy_edges():
         # table [[3, 2], [2, 0]]: taking the largest cell first gives 3 of 7, the best map 4 of 7
         ("a greedy matching (largest cell first) is not the best one",
          (a([0, 0, 0, 1, 1, 0, 0]), a([0, 0, 0, 0, 0, 1, 1]))),
+        # indexing a table by the label value puts -1 into the last row (cluster 2): 2 of 6, not 4 of 6
+        ("noise label -1 next to the largest cluster label",
+         (a([0, 0, 1, 1, 2, 2]), a([-1, -1, 2, 2, 2, 2]))),
     ]
 
 
@@ -131,6 +134,12 @@ def _silhouette_edges():
         # a = 10 > b = 1.5: s = (b - a) / a = -0.85, so dividing by b (or 1 - a / b) fails
         ("a point closer to another cluster than to its own (s < 0)",
          (a([[0.0], [10.0], [1.0], [2.0]]), a([0, 0, 1, 1]), 0)),
+        # nearest by mean distance: cluster 2 (3.25); nearest by centroid: cluster 1 (centroid 0)
+        ("the nearest cluster by mean distance is not the one with the nearest centroid",
+         (a([[0.0], [1.0], [-10.0], [10.0], [3.0], [3.5]]), a([0, 0, 1, 1, 2, 2]), 0)),
+        # the singleton cluster 1 is the nearest other cluster of point 0: b = 2, s = 0.5
+        ("the nearest other cluster is a singleton",
+         (a([[0.0], [1.0], [2.0], [10.0], [11.0]]), a([0, 0, 1, 2, 2]), 0)),
     ]
 
 
