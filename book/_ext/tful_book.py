@@ -232,22 +232,29 @@ def _sweep_section(path: Path, results: dict, link) -> list[nodes.Node]:
                 nodes.paragraph(text="No sweep has been recorded yet (run make sweep).")]
     sweep = json.loads(path.read_text())
     m = sweep["machine"]
+    runs = ", ".join(f"seed offset {st['seed_offset']} on {st['train_threads']} thread(s)"
+                     for st in sweep["settings"])
     stamp = (f"Measured on {m['date']} on {m['cpu']} ({m['cores']} cores), Python {m['python']}, "
              f"torch {m['torch']}, NumPy {m['numpy']}, SciPy {m['scipy']}, scikit-learn "
-             f"{m['scikit-learn']}: every training chapter executed from an empty model cache for "
-             f"seed offsets {sweep['seed_offsets']} and {sweep['train_threads']} training threads "
-             f"({len(sweep['settings'])} runs each). Failed runs: {len(sweep['failures'])}.")
+             f"{m['scikit-learn']}: every chapter that trains, executed from an empty model cache "
+             f"with the training seeds shifted and the training threads set as follows: {runs}. "
+             "Runs counts the runs that reached each number (a failed assert stops its notebook). "
+             f"Notebook runs with a failed assert: {len(sweep['failures'])}.")
     rows = []
     for stem, metrics in sorted(sweep["metrics"].items()):
         info = results.get(stem)
         for name, e in sorted(metrics.items()):
             here = info["metrics"].get(name) if info else None
             rows.append([nodes.literal(text=name), f"{here:.4g}" if here is not None else "–",
-                         f"{e['mean']:.4g}", f"{e['min']:.4g}", f"{e['max']:.4g}",
+                         f"{e['mean']:.4g}", f"{e['min']:.4g}", f"{e['max']:.4g}", str(e["n"]),
                          link(info) if info else stem])
+    failed = [nodes.paragraph(text=(
+        f"Failed: {f['notebook']} with seed offset {f['seed_offset']} on {f['train_threads']} "
+        f"training thread(s), at: {f['error']}")) for f in sweep["failures"]]
     return [nodes.rubric(text="Spread over seeds and thread counts"), nodes.paragraph(text=stamp),
-            _table(["Metric", "This build", "Mean", "Min", "Max", "Notebook"], rows,
-                   [30, 12, 12, 12, 12, 22])]
+            *failed,
+            _table(["Metric", "This build", "Mean", "Min", "Max", "Runs", "Notebook"], rows,
+                   [28, 11, 11, 11, 11, 7, 21])]
 
 
 def always_outdated(app, env, added, changed, removed):
