@@ -20,9 +20,14 @@ def _pooling_edges():
         h = torch.tensor(rng.normal(size=tuple(mask.shape) + (3,)), dtype=torch.float32)
         return torch.where(mask.bool()[..., None], h, torch.full_like(h, 100.0)), mask
 
+    def ordinary_padding(mask):  # padding that looks like real tokens: only the mask tells them apart
+        mask = torch.tensor(mask, dtype=torch.long)
+        return torch.tensor(rng.normal(size=tuple(mask.shape) + (3,)), dtype=torch.float32), mask
+
     return [
         ("texts of 1, 3 and 5 real tokens, padding holding 100",
          tokens([[1, 0, 0, 0, 0], [1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])),
+        ("padding vectors that look like real tokens", ordinary_padding([[1, 1, 0, 0], [1, 0, 0, 0]])),
         ("a mask with holes (padding not only at the end)", tokens([[1, 0, 1, 1, 0], [0, 1, 1, 0, 1]])),
         ("no padding at all", tokens([[1, 1, 1, 1], [1, 1, 1, 1]])),
     ]
@@ -33,7 +38,8 @@ def check_mean_pooling(student: Callable, *, seed: int | None = None, verbose: b
     """Check ``student(token_embeddings, attention_mask) -> (B, D)``, a masked mean over tokens.
 
     Edge cases: texts of different lengths with padding holding 100 (no mask, or
-    dividing by L or by the batch's token count, fails), a mask with holes (slicing
+    dividing by L or by the batch's token count, fails), padding that looks like real
+    tokens (dropping tokens by their value fails), a mask with holes (slicing
     the first ``length`` tokens fails) and no padding. The time limit only applies
     on the main thread of a Unix process.
     """
@@ -43,9 +49,10 @@ def check_mean_pooling(student: Callable, *, seed: int | None = None, verbose: b
         b, length, d = int(rng.integers(1, 5)), int(rng.integers(2, 9)), int(rng.integers(1, 7))
         lengths = rng.integers(1, length + 1, size=b)  # every text keeps at least one token
         mask = torch.tensor(np.arange(length)[None, :] < lengths[:, None], dtype=torch.long)
-        # padding positions hold large values: they change the answer unless masked out
+        # padding positions hold large values of random size: they change the answer unless masked out
         h = torch.tensor(rng.normal(size=(b, length, d)), dtype=torch.float32)
-        h = torch.where(mask.bool()[..., None], h, torch.full_like(h, 100.0))
+        pad = torch.tensor(rng.uniform(20, 200, size=(b, length, d)), dtype=torch.float32)
+        h = torch.where(mask.bool()[..., None], h, pad)
         return h, mask
 
     return run_check("check_mean_pooling", student, mean_pool, case, edge_cases=_pooling_edges(),
