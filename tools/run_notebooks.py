@@ -10,10 +10,11 @@ the Sphinx build that follows finds every notebook in the cache and executes non
   same core. A model that two notebooks need is trained once: the cache holds a
   file lock while it trains (:func:`utils.runtime.cached`).
 * **Cold or warm.** Each kernel appends what it trained and what it loaded to a log
-  (``TFUL_RUN_LOG``). From it every run records its ``cold_seconds``: the wall time,
-  minus time spent waiting for another notebook's training, plus the recorded
-  training time of every model it loaded instead of training. Budgets are checked
-  against this cold time.
+  (``TFUL_RUN_LOG``). Every run records its wall time, the time it spent waiting for
+  another notebook's training, and ``cold_seconds``: the time it would take alone on an
+  empty cache (its working time plus the recorded training time of every model it
+  loaded). The book's Results page turns these into each notebook's time in a cold run
+  of the whole book, which the budgets are checked against.
 * **Longest first.** Notebooks are started in order of their cold time in the last
   build (``_build/results.json``), or of their budget when there is none.
 
