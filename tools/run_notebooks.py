@@ -131,6 +131,9 @@ class Run:
 def execute(path: str, timeout: int, env: dict[str, str]) -> Run:
     """Execute one notebook (in a worker process) with nbmake's runner; never raises for cell errors."""
     os.environ.update(env)
+    # the kernel must draw with its inline backend: a backend chosen by the calling process
+    # (e.g. MPLBACKEND=Agg set by a test) would silently drop every figure
+    os.environ.pop("MPLBACKEND", None)
     import nbformat
     from nbmake.nb_run import NotebookRun
 

@@ -24,7 +24,7 @@ Exercises without a check are ``manual``: their points stay empty until you fill
 ``rubric.csv`` and grade again with ``--manual rubric.csv``.
 
 Grader seeds are derived from the assignment and a secret (``--secret``, else the environment
-variable ``TFUL_GRADER_SECRET``, else :data:`DEFAULT_SECRET`, which is public: set your own),
+variable ``TFUL_GRADER_SECRET``, else the module constant ``DEFAULT_SECRET``, which is public: set your own),
 so students cannot know the random cases in advance, and grading is reproducible: the same
 folder graded twice gives identical ``grades.csv``, ``rubric.csv`` and feedback files.
 
