@@ -135,10 +135,13 @@ def test_results_json_lists_every_notebook(built_book):
         assert entry["seconds"] is not None and entry["seconds"] > 0
         assert entry["state"] in ("cold", "warm", "mixed", "none"), entry["state"]
         assert entry["metrics"], f"{path.stem} glued no numeric metric"
-        assert 0 < cold[path.stem] <= entry["cold_seconds"] + 1e-6
+        assert 0 < cold[path.stem] <= entry["cold_seconds"] + 0.05  # both from times rounded to 0.01 s
         assert cold[path.stem] <= budget(path), \
             f"{path.stem} takes {cold[path.stem]:.0f} s in a cold book run, over its {budget(path)} s budget"
-    total = sum(cold.values())
+    # a cold batch (a fresh clone): the wall time of the parallel run; otherwise the time of a
+    # cold run one notebook after another, which is longer
+    wall = book_extension().book_cold_wall_seconds(results)
+    total = wall if wall is not None else sum(cold.values())
     assert total <= BOOK_BUDGET_SECONDS, f"the book takes {total:.0f} s to execute cold, over 10 minutes"
 
 

@@ -188,6 +188,22 @@ def book_cold_times(results: dict) -> dict[str, float] | None:
     return times
 
 
+def book_cold_wall_seconds(results: dict) -> float | None:
+    """Wall time of this build's execution if it ran every notebook in one batch from an empty cache.
+
+    That is the time a reader waits for ``make book`` on a fresh clone. ``None`` when the
+    notebooks ran in several batches or some model was cached before the batch started.
+    """
+    if any(info.get("executed_by") != RUNNER for info in results.values()):
+        return None
+    if len({info.get("run_id") for info in results.values()}) != 1:
+        return None
+    trained = {m for info in results.values() for m in info["trained"]}
+    if any(m not in trained for info in results.values() for m in info["loaded"]):
+        return None
+    return max(info["finished"] for info in results.values()) - min(info["started"] for info in results.values())
+
+
 def book_cold_seconds(results: dict) -> float | None:
     """Seconds to execute every notebook one after another from an empty model cache."""
     times = book_cold_times(results)
