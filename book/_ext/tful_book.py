@@ -284,9 +284,18 @@ def _sweep_section(path: Path, results: dict, link) -> list[nodes.Node]:
             rows.append([nodes.literal(text=name), f"{here:.4g}" if here is not None else "–",
                          f"{e['mean']:.4g}", f"{e['min']:.4g}", f"{e['max']:.4g}", str(e["n"]),
                          link(info) if info else stem])
+    def still_there(failure: dict) -> bool:
+        """Whether the failing line is still in the notebook (the sweep may predate a fix)."""
+        line = failure["error"].split("--->", 1)[-1].strip().split(" ", 1)[-1]
+        source = Path(path).parent.parent.parent / "notebooks" / f"{failure['notebook']}.ipynb"
+        return source.exists() and line in "".join(
+            "".join(c["source"]) for c in json.loads(source.read_text())["cells"])
+
     failed = [nodes.paragraph(text=(
         f"Failed: {f['notebook']} with seed offset {f['seed_offset']} on {f['train_threads']} "
-        f"training thread(s), at: {f['error']}")) for f in sweep["failures"]]
+        f"training thread(s), at: {f['error']}"
+        + ("" if still_there(f) else " (this assert has been changed since; the notebook no longer "
+                                     "contains that line)"))) for f in sweep["failures"]]
     return [nodes.rubric(text="Spread over seeds and thread counts"), nodes.paragraph(text=stamp),
             *failed,
             _table(["Metric", "This build", "Mean", "Min", "Max", "Runs", "Notebook"], rows,
