@@ -27,8 +27,9 @@ book: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
-# Not part of `make test`: every training chapter over 3 seeds x {1, 2, 4} training threads
-# (about half an hour on 2 cores); writes book/data/sweep.json, shown on the Results page.
+# Not part of `make test`: every training chapter from an empty cache, for seed offsets 0, 1, 2 on one
+# training thread and for 2 and 4 threads (five runs of 5 to 8 minutes each, measured on 2 cores);
+# writes book/data/sweep.json, shown on the Results page.
 sweep: $(STAMP)
 	$(PY) -m tools.sweep
 
