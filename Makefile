@@ -28,7 +28,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 # Not part of `make test`: every training chapter from an empty cache, for seed offsets 0, 1, 2 on one
-# training thread and for 2 and 4 threads (five runs of 5 to 8 minutes each, measured on 2 cores);
+# training thread and for 2 and 4 threads (five runs of 5 to 9 minutes each, measured on 2 cores);
 # writes book/data/sweep.json, shown on the Results page.
 sweep: $(STAMP)
 	$(PY) -m tools.sweep
