@@ -155,14 +155,8 @@ def inception_score(probs) -> float:
     return float(np.exp(terms.sum(axis=1).mean()))
 
 
-def generative_precision_recall(real_features, fake_features, k: int = 3) -> tuple[float, float]:
-    """Improved precision and recall of Kynkäänniemi et al. (2019), with k-NN balls.
-
-    Each real sample gets a ball whose radius is the distance to its k-th nearest
-    real neighbour; *precision* is the share of fake samples inside at least one
-    real ball (are samples realistic?). *Recall* swaps the roles (is the real
-    variety covered?). Returns ``(precision, recall)``, each in ``[0, 1]``.
-    """
+def _real_fake_k(real_features, fake_features, k) -> tuple[np.ndarray, np.ndarray]:
+    """The two feature sets as float64 arrays of one width, after checking ``k`` is a positive int."""
     real = _features_2d(real_features, "real_features")
     fake = _features_2d(fake_features, "fake_features")
     if real.shape[1] != fake.shape[1]:
@@ -171,6 +165,18 @@ def generative_precision_recall(real_features, fake_features, k: int = 3) -> tup
         )
     if not isinstance(k, int | np.integer) or isinstance(k, bool) or k < 1:
         raise ValueError(f"k must be a positive int, got {k!r}")
+    return real, fake
+
+
+def generative_precision_recall(real_features, fake_features, k: int = 3) -> tuple[float, float]:
+    """Improved precision and recall of Kynkäänniemi et al. (2019), with k-NN balls.
+
+    Each real sample gets a ball whose radius is the distance to its k-th nearest
+    real neighbour; *precision* is the share of fake samples inside at least one
+    real ball (are samples realistic?). *Recall* swaps the roles (is the real
+    variety covered?). Returns ``(precision, recall)``, each in ``[0, 1]``.
+    """
+    real, fake = _real_fake_k(real_features, fake_features, k)
     if k >= min(len(real), len(fake)):
         raise ValueError(f"k={k} needs more than k samples in each set, got "
                          f"{len(real)} real and {len(fake)} fake")
@@ -242,14 +248,7 @@ def density_coverage(real_features, fake_features, k: int = 5) -> tuple[float, f
     sample's density, and coverage never uses the fake samples' own balls.
     Returns ``(density, coverage)``.
     """
-    real = _features_2d(real_features, "real_features")
-    fake = _features_2d(fake_features, "fake_features")
-    if real.shape[1] != fake.shape[1]:
-        raise ValueError(
-            f"feature sizes differ: real has {real.shape[1]}, fake has {fake.shape[1]}"
-        )
-    if not isinstance(k, int | np.integer) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"k must be a positive int, got {k!r}")
+    real, fake = _real_fake_k(real_features, fake_features, k)
     if k >= len(real):
         raise ValueError(f"k={k} needs more than k real samples, got {len(real)}")
     # k-th neighbour radius; column 0 of the sorted self-distances is the point itself
