@@ -2,20 +2,27 @@
 
 * sklearn's 8x8 handwritten digits (1,797 images, 10 classes);
 * tslearn's Trace time series (200 series of length 275, 4 classes);
-* the one-line summaries of scipy's public functions, labelled by subpackage.
+* the one-line summaries of scipy's public functions, labelled by subpackage;
+* UCR Anomaly Archive series 135, read from aeon's wheel (fetched by ``make venv``).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
+import os
 import re
+import sys
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import torch
 
 __all__ = ["check_images", "load_digits_images", "digits_split", "load_trace", "sliding_windows",
-           "docstring_summary", "docstring_corpus_frame", "load_docstring_corpus"]
+           "docstring_summary", "docstring_corpus_frame", "load_docstring_corpus",
+           "aeon_wheel_path", "load_aeon_csv", "load_ucr_anomaly_135"]
 
 
 def check_images(images, name: str = "images", *, size: int | None = None,
@@ -221,3 +228,131 @@ def load_docstring_corpus(min_count: int = 20) -> tuple[list[str], np.ndarray, l
     label_names = sorted(df["subpackage"].unique())
     labels = df["subpackage"].map({n: i for i, n in enumerate(label_names)}).to_numpy(np.int64)
     return df["summary"].tolist(), labels, label_names
+
+
+# --- anomaly benchmarks shipped inside aeon's wheel -----------------------------------------
+
+#: aeon's wheel holds the benchmarks as CSV files; it is fetched by ``make venv``, read as a
+#: zip archive and never installed or imported (aeon pins older numba and pandas).
+AEON_WHEEL = "aeon-1.6.0-py3-none-any.whl"
+AEON_WHEEL_SHA256 = "d05227086706f80111ac5fee8de4d5d3115bb3bcfd1c786c8629393055816409"
+_UCR_135 = "KDD-TSAD_135/135_UCR_Anomaly_InternalBleeding16"
+
+
+def aeon_wheel_path() -> Path:
+    """The verified path of aeon's wheel: in ``$TFUL_DATA_DIR``, else ``sys.prefix/share/tful-data``.
+
+    Raises ``FileNotFoundError`` naming the ``pip download`` command that fetches it,
+    and ``ValueError`` when the file's sha256 is not the pinned one.
+    """
+    env = os.environ.get("TFUL_DATA_DIR", "").strip()
+    folder = Path(env) if env else Path(sys.prefix) / "share" / "tful-data"
+    path = folder / AEON_WHEEL
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} is missing; fetch it (6.4 MB, once) with\n"
+            f"    python -m pip download --no-deps --only-binary=:all: aeon==1.6.0 -d {folder}\n"
+            "(make venv does this; set $TFUL_DATA_DIR to use another folder)")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != AEON_WHEEL_SHA256:
+        raise ValueError(f"{path} has sha256 {digest}, expected {AEON_WHEEL_SHA256}; "
+                         "delete it and download it again")
+    return path
+
+
+def load_aeon_csv(member: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """One CSV under ``aeon/datasets/data/`` in aeon's wheel, read from the zip.
+
+    The files follow TimeEval's layout: a timestamp, one column per channel, and a
+    last column ``is_anomaly`` (0 or 1). Returns ``(values, labels, channels)``:
+    float64 ``(T, C)`` values, int64 ``(T,)`` labels and the channel names.
+    """
+    with zipfile.ZipFile(aeon_wheel_path()) as wheel:
+        name = f"aeon/datasets/data/{member}"
+        try:
+            text = wheel.read(name).decode()
+        except KeyError:
+            raise ValueError(f"{member!r} is not in {AEON_WHEEL} (looked for {name})") from None
+    header, *rows = text.strip().splitlines()
+    columns = header.split(",")
+    if columns[-1] != "is_anomaly" or len(columns) < 3:
+        raise ValueError(f"{member}: expected timestamp, channels..., is_anomaly; got {columns}")
+    table = np.array([row.split(",")[1:] for row in rows], dtype=np.float64)
+    return table[:, :-1], table[:, -1].astype(np.int64), columns[1:-1]
+
+
+def load_ucr_anomaly_135() -> tuple[np.ndarray, np.ndarray, int]:
+    """UCR Anomaly Archive series 135 (InternalBleeding16, KDD Cup 2021), from aeon's wheel.
+
+    Returns ``(series, labels, train_end)``: the whole float64 series (7,501 points),
+    its 0/1 labels (one anomaly, points 4,187 to 4,198) and the length of the
+    anomaly-free training prefix (1,200; the archive's file name carries it). The
+    wheel's TEST file is the whole series; its TRAIN file is the prefix, and the
+    two are checked to agree.
+    """
+    x_train, y_train, _ = load_aeon_csv(f"{_UCR_135}_TRAIN.csv")
+    x, y, _ = load_aeon_csv(f"{_UCR_135}_TEST.csv")
+    train_end = len(x_train)
+    if not (np.array_equal(x[:train_end], x_train) and y_train.sum() == 0 and y.sum() > 0):
+        raise ValueError("the TRAIN file should be the anomaly-free prefix of the TEST file")
+    return x[:, 0], y, train_end
+
+
+_UFUNC_KEYWORDS = ("out", "where", "casting", "order", "dtype", "subok", "signature")
+
+
+def _code_signature(obj, name: str) -> str | None:
+    """``name(arg, arg=default, ...)``: a function's name and parameters, or ``None`` if unknown.
+
+    A ufunc's ``inspect.signature`` is the generic ``(x1, x2, /, out=None, *, where=True, ...)``,
+    so its parameters are read from the docstring's own call line (``jv(v, z, out=None)``) when
+    there is one; NumPy's keywords (``out``, ``where``, ``casting``...) are dropped.
+    """
+    if isinstance(obj, np.ufunc):
+        names = [f"x{i + 1}" for i in range(obj.nin)]
+        for line in (obj.__doc__ or "").strip().splitlines()[:6]:
+            line = line.strip()
+            if line.startswith(f"{name}(") and line.endswith(")") and "x1, x2, /" not in line:
+                names = [a.strip() for a in line[len(name) + 1:-1].split(",")]
+                break
+        args = [a for a in names if a and a not in ("/", "*")
+                and a.split("=")[0].strip("[] ") not in _UFUNC_KEYWORDS]
+        return f"{name}({', '.join(args)})"
+    try:
+        params = inspect.signature(obj).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    return f"{name}({', '.join(str(p) for p in params)})"
+
+
+def signature_summary_pairs(min_count: int = 20, mask: str = "this function"):
+    """Pairs of two views of each scipy function: its signature (code) and its summary (text).
+
+    Built on :func:`docstring_corpus_frame` (same functions, same order), as a DataFrame with
+    columns ``subpackage`` (a label, for evaluation only), ``module``, ``name``, ``code``
+    (``name(arg, arg=default, ...)``) and ``text`` (the summary). No pair is made from a label.
+
+    A summary that spells out the function's name (``probplot``: "... a probability plot")
+    would make matching trivial, so every whole-word, case-insensitive occurrence of the name
+    in the summary is replaced by ``mask``. ``frame.attrs`` reports ``"masked"`` (summaries
+    changed) and ``"no_signature"`` (functions dropped because ``inspect`` cannot read their
+    signature).
+    """
+    import importlib
+
+    if not isinstance(mask, str) or not mask.strip():
+        raise ValueError(f"mask must be a non-empty string, got {mask!r}")
+    df = docstring_corpus_frame(min_count)
+    codes, texts, masked = [], [], 0
+    for module, name, summary in zip(df["module"], df["name"], df["summary"], strict=True):
+        codes.append(_code_signature(getattr(importlib.import_module(module), name), name))
+        text = re.sub(rf"(?<![\w.]){re.escape(name)}(?!\w)", mask, summary, flags=re.I)
+        masked += text != summary
+        texts.append(text)
+    df = df.assign(code=codes, text=texts)
+    missing = df["code"].isna()
+    no_signature = sorted(f"{m}.{n}" for m, n in zip(df.loc[missing, "module"],
+                                                        df.loc[missing, "name"], strict=True))
+    df = df[~missing].drop(columns="summary").reset_index(drop=True)
+    df.attrs = {"masked": int(masked), "no_signature": no_signature}
+    return df
