@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 __all__ = ["check_images", "load_digits_images", "digits_split", "load_trace", "sliding_windows",
+           "signature_summary_pairs",
            "docstring_summary", "docstring_corpus_frame", "load_docstring_corpus",
            "aeon_wheel_path", "load_aeon_csv", "load_ucr_anomaly_135"]
 
@@ -325,7 +326,7 @@ def _code_signature(obj, name: str) -> str | None:
     return f"{name}({', '.join(str(p) for p in params)})"
 
 
-def signature_summary_pairs(min_count: int = 20, mask: str = "this function"):
+def signature_summary_pairs(min_count: int = 20, mask: str = "<name>"):
     """Pairs of two views of each scipy function: its signature (code) and its summary (text).
 
     Built on :func:`docstring_corpus_frame` (same functions, same order), as a DataFrame with
