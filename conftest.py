@@ -2,9 +2,11 @@
 
 ``make test`` (plain ``pytest`` too) runs every notebook once, under nbmake. This plugin
 
-* starts all collected notebooks at once on a pool of processes, one per core
+* starts the collected notebooks on a pool of processes, one per core
   (:mod:`tools.run_notebooks`: pinned threads in every kernel, a file lock around
-  shared training), and lets each nbmake item wait for its own notebook;
+  shared training), and lets each nbmake item wait for its own notebook. The pool starts
+  as soon as the tests are collected, with one notebook at a time while the unit tests use
+  the other core(s), and uses every worker once the first notebook item is reached;
 * fails a notebook whose working time (wall time minus any wait for a model another
   notebook was training) exceeds the budget in its metadata
   (``{"tful": {"budget_seconds": N}}``); the book's tests then check each notebook's
@@ -36,7 +38,12 @@ _SCHEDULER: run_notebooks.Scheduler | None = None
 
 
 def pytest_collection_modifyitems(session, config, items):
+    global _SCHEDULER
     _NOTEBOOKS[:] = [Path(item.filename).resolve() for item in items if getattr(item, "nbmake", False)]
+    if _NOTEBOOKS and _SCHEDULER is None and not config.option.collectonly:
+        first = next(i for i, item in enumerate(items) if getattr(item, "nbmake", False))
+        timeout = config.getoption("nbmake_timeout", 600)
+        _SCHEDULER = run_notebooks.Scheduler(_NOTEBOOKS, timeout=timeout, start_with=1 if first else None)
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -52,6 +59,7 @@ class PooledRun(NotebookRun):
         if _SCHEDULER is None:
             _SCHEDULER = run_notebooks.Scheduler(_NOTEBOOKS or [Path(self.filename)],
                                                  timeout=self.default_timeout)
+        _SCHEDULER.widen()
         run = _SCHEDULER.result(Path(self.filename))
         nb = nbformat.reads(run.nb_json, as_version=4)
         if run.error is not None:

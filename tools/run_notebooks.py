@@ -196,7 +196,7 @@ class Scheduler:
     """
 
     def __init__(self, paths: list[Path], *, timeout: int, jobs: int | None = None,
-                 extra_env: dict[str, str] | None = None):
+                 extra_env: dict[str, str] | None = None, start_with: int | None = None):
         self.paths = sorted({Path(p).resolve() for p in paths}, key=expected_seconds, reverse=True)
         self.jobs = jobs or default_jobs(len(self.paths))
         self.env = {**kernel_env(self.jobs), "TFUL_RUN_JOBS": str(self.jobs), **(extra_env or {})}
@@ -208,6 +208,9 @@ class Scheduler:
         self.done: set[str] = set()
         self.pending = list(self.paths)
         self.running = 0
+        # at most ``limit`` notebooks at once; ``start_with`` < jobs leaves cores to other work
+        # (pytest's unit tests) until ``widen()`` is called
+        self.limit = min(self.jobs, start_with or self.jobs)
         self.lock = threading.Lock()
         self.futures: dict[Path, Future] = {p: Future() for p in self.paths}
         self.pool = ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("spawn"))
@@ -217,7 +220,7 @@ class Scheduler:
 
     def _fill(self) -> None:
         """Start ready notebooks (all they need has finished) while a worker is free. Holds the lock."""
-        while self.running < self.jobs:
+        while self.running < self.limit:
             ready = [p for p in self.pending if self.needs[p] <= self.done]
             if not ready and self.pending and self.running == 0:
                 ready = self.pending[:1]  # a cycle or a failed dependency: run anyway, the lock copes
@@ -238,6 +241,12 @@ class Scheduler:
             self.futures[path].set_exception(job.exception())
         else:
             self.futures[path].set_result(job.result())
+
+    def widen(self) -> None:
+        """Use every worker from now on."""
+        with self.lock:
+            self.limit = self.jobs
+            self._fill()
 
     def result(self, path: Path) -> Run:
         return self.futures[Path(path).resolve()].result()
