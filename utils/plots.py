@@ -93,15 +93,30 @@ def image_grid(images, *, ncols: int = 10, ax=None, title: str | None = None, vm
 
 def sample_grids(panels: Mapping[str, object], *, n: int = 40, ncols: int = 10,
                  suptitle: str | None = None):
-    """Side-by-side grids with one layout everywhere: e.g. ``{"real": x, "generated": g}``."""
+    """Side-by-side grids with one layout everywhere: e.g. ``{"real": x, "generated": g}``.
+
+    The figure is as tall as its tallest grid plus its titles, so no empty band is
+    left between a title and its images.
+    """
     if not panels:
         raise ValueError("panels must hold at least one named set of images")
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 1.6 + 0.36 * n / ncols * 2))
-    for ax, (name, imgs) in zip(np.atleast_1d(axes), panels.items(), strict=True):
-        image_grid(_np(imgs)[:n], ncols=ncols, ax=ax, title=name)
+    if ncols < 1:
+        raise ValueError(f"ncols must be at least 1, got {ncols}")
+    grids = {name: _np(imgs)[:n] for name, imgs in panels.items()}
+    panel_width = max(3.6, *(0.09 * len(name) for name in grids))  # room for the longest title
+    grid_height = 0.0
+    for name, imgs in grids.items():
+        if imgs.ndim != 3 or len(imgs) == 0:
+            raise ValueError(f"panel {name!r} must be a non-empty (N, H, W) array, got shape {imgs.shape}")
+        _, h, w = imgs.shape
+        rows = -(-len(imgs) // ncols)
+        grid_height = max(grid_height, panel_width * (rows * (h + 1) - 1) / (ncols * (w + 1) - 1))
+    height = grid_height + 0.45 + (0.4 if suptitle else 0.0)
+    fig, axes = plt.subplots(1, len(grids), figsize=(panel_width * len(grids), height), layout="constrained")
+    for ax, (name, imgs) in zip(np.atleast_1d(axes), grids.items(), strict=True):
+        image_grid(imgs, ncols=ncols, ax=ax, title=name)
     if suptitle:
         fig.suptitle(suptitle)
-    fig.tight_layout()
     return fig
 
 

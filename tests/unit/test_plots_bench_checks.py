@@ -45,6 +45,24 @@ def test_plot_errors():
         plots.embedding_scatter(np.zeros((5, 2)), [1, 2])
 
 
+def test_sample_grids_leave_no_empty_band_under_the_title():
+    fig = plots.sample_grids({"real": np.random.rand(40, 8, 8), "fake": np.random.rand(40, 8, 8)},
+                             n=40, suptitle="a title")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    suptitle = fig.get_suptitle() and fig._suptitle.get_window_extent(renderer)
+    title = fig.axes[0].title.get_window_extent(renderer)
+    image = fig.axes[0].images[0].get_window_extent(renderer)
+    assert (suptitle.y0 - title.y1) / fig.dpi < 0.3, "an empty band between the figure's title and the panels"
+    assert (title.y0 - image.y1) / fig.dpi < 0.3, "an empty band between a panel's title and its images"
+    with pytest.raises(ValueError, match=r"panel 'x'.*\(N, H, W\)"):
+        plots.sample_grids({"x": np.zeros((4, 8))})
+    with pytest.raises(ValueError, match="ncols"):
+        plots.sample_grids({"x": np.zeros((4, 8, 8))}, ncols=0)
+    with pytest.raises(ValueError, match="at least one"):
+        plots.sample_grids({})
+
+
 def test_bench_measures_time_and_memory():
     calls = []
     seconds = bench.time_call(lambda: (calls.append(1), time.sleep(0.02)), repeat=3, warmup=2)
