@@ -26,6 +26,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
 from tests.helpers import NOTEBOOKS
+from tests.unit import test_checks_attribution
 from utils import attention, checks, dec, gan, ssl, transformer, vae
 from utils.checks import core
 from utils.metrics.clustering import cluster_accuracy
@@ -463,6 +464,9 @@ WRONG = {
     },
 }
 
+CORRECT.update(test_checks_attribution.CORRECT)
+WRONG.update(test_checks_attribution.WRONG)
+
 
 def _student_t(d2, alpha, *, alpha_in=None, dim=1):
     kernel = (1 + d2 / (alpha if alpha_in is None else alpha_in)) ** (-(alpha + 1) / 2)
@@ -477,7 +481,7 @@ def _tr_sqrt(s1, s2):
 
 def _check_names_in_modules():
     return {name for module in (core, checks.ssl, checks.clustering, checks.dec, checks.vae,
-                                checks.gan, checks.evaluation)
+                                checks.gan, checks.evaluation, checks.attribution)
             for name, obj in vars(module).items()
             if name.startswith("check_") and inspect.isfunction(obj) and obj.__module__ == module.__name__}
 
