@@ -1,0 +1,53 @@
+"""Auto-checks for the anomaly-detection exercises (see :func:`utils.checks.run_check`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ..anomaly import distance_profile
+from .core import CheckResult, run_check
+
+__all__ = ["check_distance_profile"]
+
+
+def _profile_case(rng):
+    n, m = int(rng.integers(20, 120)), int(rng.integers(3, 20))
+    series = np.cumsum(rng.normal(size=n)) * rng.uniform(0.5, 20.0) + rng.uniform(-100, 100)
+    start = int(rng.integers(0, n - m + 1))
+    query = series[start:start + m] * rng.uniform(0.2, 5.0) + rng.normal(scale=0.1, size=m)
+    return query, series
+
+
+def _profile_edges():
+    rng = np.random.default_rng(12)
+    t = np.linspace(0, 6 * np.pi, 90)
+    wave = np.sin(t) + 0.05 * rng.normal(size=90)
+    # the same shape at another level and scale: distance 0 only with z-normalisation
+    ramp = np.concatenate([wave[:45], 50.0 + 10.0 * wave[45:]])
+    return [
+        ("a series whose second half is the first scaled by 10 and offset by 50", (wave[10:25], ramp)),
+        ("the query equals the whole series: one distance, 0", (wave[:30], wave[:30])),
+        ("the query is a subsequence: its own distance is 0, not NaN", (wave[40:52], wave)),
+        ("a query of 2 points", (np.array([1.0, 3.0]), np.array([5.0, 4.0, 4.5, 9.0, 1.0]))),
+    ]
+
+
+def check_distance_profile(student: Callable, *, seed: int | None = None, verbose: bool = True,
+                           time_limit: float | None = 10.0) -> CheckResult:
+    """Check ``student(query, series) -> distances``, the z-normalised distance profile.
+
+    ``len(series) - len(query) + 1`` distances are expected. Edge cases: a series
+    whose second half is the first scaled and offset (raw Euclidean distances fail),
+    a query as long as the series (one distance: an off-by-one window count fails),
+    a query that is a subsequence (a square root of a slightly negative number
+    gives NaN unless clipped), and a 2-point query. The time limit only applies on
+    the main thread of a Unix process.
+    """
+    return run_check("check_distance_profile", student, distance_profile, _profile_case,
+                     edge_cases=_profile_edges(), atol=1e-5, rtol=1e-5, seed=seed,
+                     verbose=verbose, time_limit=time_limit,
+                     hint="z-normalise the query and every window (mean 0, population std 1), "
+                          "then take Euclidean distances; there are len(series) - m + 1 windows; "
+                          "with dot products, d = sqrt(2m (1 - corr)), clip 1 - corr at 0.")
