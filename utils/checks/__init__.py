@@ -13,9 +13,10 @@ name to the function. :func:`run_check` is the one runner; each topic's checks l
 in a submodule.
 """
 
-from . import anomaly, attribution, clustering, core, dec, evaluation, gan, ssl, vae
+from . import anomaly, attribution, clip, clustering, core, dec, evaluation, gan, ssl, vae
 from .anomaly import *  # noqa: F403
 from .attribution import *  # noqa: F403
+from .clip import *  # noqa: F403
 from .clustering import *  # noqa: F403
 from .core import *  # noqa: F403
 from .dec import *  # noqa: F403
@@ -25,6 +26,7 @@ from .ssl import *  # noqa: F403
 from .vae import *  # noqa: F403
 
 ALL_CHECKS = {name: getattr(module, name)
-              for module in (core, ssl, clustering, dec, vae, gan, evaluation, attribution, anomaly)
+              for module in (core, ssl, clustering, dec, vae, gan, evaluation, attribution, clip,
+                             anomaly)
               for name in module.__all__ if name.startswith("check_")}
 """Every check by name (the function's name, e.g. ``"check_softmax"``), in chapter order."""

@@ -1,0 +1,57 @@
+"""Auto-checks for the cross-modal contrastive learning exercises (see :func:`utils.checks.run_check`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from .core import CheckResult, run_check
+
+__all__ = ["check_info_nce"]
+
+
+def _unit_rows(rng, n: int, d: int) -> torch.Tensor:
+    x = rng.normal(size=(n, d))
+    return torch.tensor(x / np.linalg.norm(x, axis=1, keepdims=True))
+
+
+def _info_nce_edges():
+    rng = np.random.default_rng(1101)
+    a = _unit_rows(rng, 4, 3)
+    # b[i] = a[i] nudged, and one column crowded: row-wise and column-wise losses differ a lot
+    b = a + torch.tensor(rng.normal(scale=0.3, size=(4, 3)))
+    b[0] = a[1]
+    b = b / b.norm(dim=1, keepdim=True)
+    return [
+        ("4 pairs, scale 10: code->text and text->code losses differ", (a, b, torch.tensor(10.0))),
+        ("6 pairs, scale 100 (temperature 0.01)", (_unit_rows(rng, 6, 5), _unit_rows(rng, 6, 5),
+                                                   torch.tensor(100.0))),
+        ("one pair: the loss is 0", (_unit_rows(rng, 1, 4), _unit_rows(rng, 1, 4), torch.tensor(5.0))),
+        ("8 identical embeddings: the loss is log 8", (torch.ones(8, 2) / 2**0.5, torch.ones(8, 2) / 2**0.5,
+                                                       torch.tensor(20.0))),
+    ]
+
+
+def check_info_nce(student: Callable, *, seed: int | None = None, verbose: bool = True,
+                   time_limit: float | None = 10.0) -> CheckResult:
+    """Check ``student(a, b, logit_scale) -> scalar``, CLIP's symmetric InfoNCE loss.
+
+    ``a`` and ``b`` are ``(N, D)`` unit-length rows (row ``i`` of each is a pair) and
+    ``logit_scale`` is :math:`1/\\tau`. Edge cases: pairs whose two directions differ (one
+    direction only fails), scale 100 (leaving the temperature out fails), one pair (loss 0),
+    and identical embeddings (loss log N; a sum over pairs instead of a mean fails). The
+    time limit only applies on the main thread of a Unix process.
+    """
+    from ..clip import info_nce
+
+    def case(rng):
+        n, d = int(rng.integers(2, 17)), int(rng.integers(2, 17))
+        return _unit_rows(rng, n, d), _unit_rows(rng, n, d), torch.tensor(float(rng.uniform(1, 100)))
+
+    return run_check("check_info_nce", student, info_nce, case, edge_cases=_info_nce_edges(),
+                     atol=1e-6, seed=seed, verbose=verbose, time_limit=time_limit,
+                     hint="logits = logit_scale * a @ b.T; the targets are the diagonal "
+                          "(torch.arange(N)); average the cross-entropy of the rows and that of "
+                          "the columns (logits.T), each a mean over the N pairs.")
