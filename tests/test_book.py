@@ -47,8 +47,9 @@ def book_extension():
 
     spec = importlib.util.spec_from_file_location("tful_book", ROOT / "book" / "_ext" / "tful_book.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("tful_book", module)   # dataclasses look their module up there
     spec.loader.exec_module(module)
-    return module
+    return sys.modules["tful_book"]
 
 
 def _executed(path: Path):
@@ -145,11 +146,80 @@ def test_results_json_lists_every_notebook(built_book):
     assert total <= BOOK_BUDGET_SECONDS, f"the book takes {total:.0f} s to execute cold, over 10 minutes"
 
 
-def test_results_page_shows_the_table(built_book):
-    soup = BeautifulSoup((built_book / "book" / "results.html").read_text(), "html.parser")
-    tables = soup.select("table.results-table")
-    assert len(tables) == (3 if (ROOT / "book" / "data" / "sweep.json").exists() else 2)
-    text = tables[0].get_text(" ")
+def _results_page(html_root: Path) -> BeautifulSoup:
+    return BeautifulSoup((html_root / "book" / "results.html").read_text(), "html.parser")
+
+
+def test_every_headline_number_is_in_the_build(built_book):
+    """A headline whose chapter was not built, or whose glue name the chapter lost, fails here."""
+    ext = book_extension()
+    results = json.loads((BUILD / "results.json").read_text())
+    for h in ext.load_headlines(ROOT / ext.HEADLINES):
+        assert h.chapter in results, (f"book/data/headlines.yml lists {h.chapter}/{h.glue}, but "
+                                      f"{h.chapter} is not in this build (not in _toc.yml, or not executed)")
+        metrics = results[h.chapter]["metrics"]
+        assert h.glue in metrics, f"{h.chapter} glued no number named {h.glue!r} (book/data/headlines.yml)"
+        for b in h.baselines:
+            if b.glue is not None:
+                other = results.get(b.chapter or h.chapter, {}).get("metrics", {})
+                assert b.glue in other, f"{h.glue}: baseline {b.glue!r} is not glued by {b.chapter or h.chapter}"
+        for bar in h.bars:   # the notebook asserted it, so the table must agree
+            threshold = bar.value(metrics.get)
+            assert bar.holds(metrics[h.glue], threshold), \
+                f"{h.glue} = {metrics[h.glue]} does not satisfy its bar {bar.op} {bar.bar} = {threshold}: " \
+                "book/data/headlines.yml disagrees with the notebook's assert"
+
+
+def test_results_page_headline_tables(built_book):
+    ext = book_extension()
+    headlines = ext.load_headlines(ROOT / ext.HEADLINES)
+    soup = _results_page(built_book)
+    tables = soup.select("table.results-headlines")
+    assert len(tables) == len({h.chapter for h in headlines}), "one headline table per chapter"
+    rows = [row for t in tables for row in t.select("tbody tr")]
+    assert len(rows) == len(headlines), f"{len(rows)} rows in the headline tables, {len(headlines)} headlines"
+    for row, h in zip(rows, headlines, strict=True):
+        text = row.get_text(" ")
+        assert h.glue in text and h.label in text and h.description[:40] in text, text[:200]
+    first = soup.select_one("table")
+    assert "results-headlines" in first["class"], "the headline table must come first on the page"
+
+
+def test_results_page_figures(built_book):
+    import matplotlib.image
+
+    soup = _results_page(built_book)
+    srcs = [img["src"] for img in soup.select("img.results-figure")]
+    assert [Path(s).name for s in srcs] == ["results-headlines.png", "results-times.png"], srcs
+    for src in srcs:
+        path = (built_book / "book" / src).resolve()
+        assert path.exists() and path.is_relative_to(built_book / "_images"), f"missing image {src}"
+        img = matplotlib.image.imread(path)
+        assert img.shape[2] == 3 or img[..., 3].min() == 1.0, f"{path.name} is partly transparent"
+        assert (img[0, 0, :3] == 1.0).all(), f"{path.name}: background not white (dark mode)"
+    log = (BUILD / "book-build.log").read_text()
+    assert "Results page figure" not in log, "drawing the Results page's figures raised a warning"
+
+
+def test_results_page_timing(built_book):
+    results = json.loads((BUILD / "results.json").read_text())
+    text = _results_page(built_book).select_one("table.results-timing").get_text(" ")
     for path in NOTEBOOKS:
-        title = json.loads((BUILD / "results.json").read_text())[path.stem]["title"]
-        assert title in text, f"{title} is not in the run-time table"
+        assert results[path.stem]["title"] in text, f"{results[path.stem]['title']} is not in the run-time table"
+        entry = results[path.stem]
+        assert entry["warm_seconds"] is not None, f"{path.stem}: no warm time (a model's training time is unknown)"
+        assert 0 <= entry["warm_seconds"] <= entry["cold_seconds"] + 0.05
+        assert entry["warm_derived"] == bool(entry["trained"]), path.stem
+    assert "derived" in text or not any(results[p.stem]["trained"] for p in NOTEBOOKS)
+
+
+def test_results_page_long_lists_are_collapsed(built_book):
+    soup = _results_page(built_book)
+    every = soup.select_one("table.results-all")
+    assert every is not None and every.find_parent("details") is not None, "the full list is not collapsed"
+    results = json.loads((BUILD / "results.json").read_text())
+    n = sum(len(info["metrics"]) for info in results.values())
+    assert len(every.select("tbody tr")) == n
+    if (ROOT / "book" / "data" / "sweep.json").exists():
+        assert soup.select_one("table.results-sweep-headlines").find_parent("details") is None
+        assert soup.select_one("table.results-sweep").find_parent("details") is not None
