@@ -1,0 +1,64 @@
+"""check_info_nce accepts the reference and rejects plausible wrong answers."""
+
+import torch
+import torch.nn.functional as F
+
+from utils import checks
+from utils.clip import info_nce
+
+
+def _logits(a, b, s):
+    return s * a @ b.T, torch.arange(len(a))
+
+
+def one_direction(a, b, s):
+    logits, t = _logits(a, b, s)
+    return F.cross_entropy(logits, t)
+
+
+def no_temperature(a, b, s):
+    logits, t = _logits(a, b, 1.0)
+    return (F.cross_entropy(logits, t) + F.cross_entropy(logits.T, t)) / 2
+
+
+def summed_over_pairs(a, b, s):
+    logits, t = _logits(a, b, s)
+    return (F.cross_entropy(logits, t, reduction="sum") + F.cross_entropy(logits.T, t, reduction="sum")) / 2
+
+
+def two_directions_added(a, b, s):
+    logits, t = _logits(a, b, s)
+    return F.cross_entropy(logits, t) + F.cross_entropy(logits.T, t)
+
+
+def divided_by_scale(a, b, s):
+    logits, t = _logits(a, b, 1 / s)
+    return (F.cross_entropy(logits, t) + F.cross_entropy(logits.T, t)) / 2
+
+
+def explicit_loops(a, b, s):
+    n = len(a)
+    total = 0.0
+    for i in range(n):
+        total = total - torch.log_softmax(s * a[i] @ b.T, 0)[i] - torch.log_softmax(s * b[i] @ a.T, 0)[i]
+    return total / (2 * n)
+
+
+def test_check_info_nce_accepts_correct_answers():
+    assert checks.check_info_nce(info_nce, seed=0, verbose=False)
+    assert checks.check_info_nce(explicit_loops, seed=1, verbose=False)
+    assert "check_info_nce" in checks.ALL_CHECKS
+
+
+def test_check_info_nce_rejects_wrong_answers():
+    for wrong in (one_direction, no_temperature, summed_over_pairs, two_directions_added,
+                  divided_by_scale):
+        result = checks.check_info_nce(wrong, seed=0, verbose=False)
+        assert result.status == "wrong" and result.case.startswith("edge"), (wrong.__name__, result)
+
+
+def test_check_info_nce_reports_not_attempted():
+    def stub(a, b, s):
+        raise NotImplementedError
+
+    assert checks.check_info_nce(stub, seed=0, verbose=False).status == "not_attempted"
