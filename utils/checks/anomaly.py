@@ -41,8 +41,7 @@ def check_distance_profile(student: Callable, *, seed: int | None = None, verbos
     ``len(series) - len(query) + 1`` distances are expected. Edge cases: a series
     whose second half is the first scaled and offset (raw Euclidean distances fail),
     a query as long as the series (one distance: an off-by-one window count fails),
-    a query that is a subsequence (a square root of a slightly negative number
-    gives NaN unless clipped), and a 2-point query. The time limit only applies on
+    a query that is a subsequence (its own distance is 0), and a 2-point query. The time limit only applies on
     the main thread of a Unix process.
     """
     return run_check("check_distance_profile", student, distance_profile, _profile_case,
