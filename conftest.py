@@ -76,3 +76,12 @@ class PooledRun(NotebookRun):
 
 
 nbmake.pytest_items.NotebookRun = PooledRun
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line when the browser tests could not run (no chromium or chromedriver)."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if "test_browser.py" in r.nodeid]
+    if skipped:
+        from tests.test_browser import SKIP_LINE
+
+        terminalreporter.write_line(SKIP_LINE, yellow=True, bold=True)
