@@ -207,7 +207,9 @@ def test_results_page_timing(built_book):
     for path in NOTEBOOKS:
         assert results[path.stem]["title"] in text, f"{results[path.stem]['title']} is not in the run-time table"
         entry = results[path.stem]
-        assert entry["warm_seconds"] is not None, f"{path.stem}: no warm time (a model's training time is unknown)"
+        assert entry["warm_seconds"] is not None, (
+            f"{path.stem}: no warm time (executed by {entry['executed_by']}; without the notebook runner's "
+            "run record, or with a trained model whose training time is unknown, it cannot be given)")
         assert 0 <= entry["warm_seconds"] <= entry["cold_seconds"] + 0.05
         assert entry["warm_derived"] == bool(entry["trained"]), path.stem
     assert "derived" in text or not any(results[p.stem]["trained"] for p in NOTEBOOKS)
