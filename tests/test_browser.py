@@ -289,6 +289,10 @@ def _screenshot(driver, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     driver.save_screenshot(str(path))
+    if driver.execute_script("const img = document.querySelector('.cell_output img');"
+                             "if (img) { img.scrollIntoView({block: 'center'}); } return img !== null;"):
+        driver.save_screenshot(str(SCREENSHOTS / f"{name}-figure.png"))  # the page's first figure
+        driver.execute_script("window.scrollTo(0, 0);")
     return path
 
 
