@@ -62,3 +62,14 @@ def test_check_info_nce_reports_not_attempted():
         raise NotImplementedError
 
     assert checks.check_info_nce(stub, seed=0, verbose=False).status == "not_attempted"
+
+
+# read by tests/unit/test_checks.py, which runs every check on its correct and wrong answers
+CORRECT = {"check_info_nce": [info_nce, explicit_loops]}
+WRONG = {"check_info_nce": {
+    "one direction only": one_direction,
+    "no temperature": no_temperature,
+    "sum over pairs": summed_over_pairs,
+    "two directions added, not averaged": two_directions_added,
+    "divided by the scale": divided_by_scale,
+}}
