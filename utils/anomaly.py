@@ -51,8 +51,12 @@ def check_series(series, name: str = "series") -> np.ndarray:
     return a.astype(np.float64)
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
+
+
 def _window(m, length: int, name: str = "window") -> int:
-    if not isinstance(m, int | np.integer) or isinstance(m, bool) or m < 1:
+    if not _is_int(m) or m < 1:
         raise ValueError(f"{name} must be a positive int, got {m!r}")
     if m > length:
         raise ValueError(f"{name}={m} is longer than the series ({length} points)")
@@ -78,7 +82,7 @@ def scores_to_points(window_scores, m: int, length: int, stride: int = 1) -> np.
     the last window (a tail shorter than a stride) take the last window's score.
     """
     s = check_series(window_scores, "window_scores")
-    if not isinstance(length, int | np.integer) or length < 1:
+    if not _is_int(length) or length < 1:
         raise ValueError(f"length must be a positive int, got {length!r}")
     m = _window(m, int(length))
     stride = _window(stride, int(length), "stride")
@@ -107,8 +111,9 @@ def _z_distance(qt: np.ndarray, m: int, mu_q, sd_q, mu_t: np.ndarray, sd_t: np.n
     return np.sqrt(2.0 * m * (1.0 - np.clip(corr, -1.0, 1.0)))
 
 
-def _constant_check(sd: np.ndarray, what: str) -> None:
-    flat = sd <= 1e-12
+def _constant_check(sd: np.ndarray, scale: float, what: str) -> None:
+    """Raise if a window's standard deviation is at rounding level next to ``scale``, the data's magnitude."""
+    flat = sd <= 1e-12 * max(scale, np.finfo(float).tiny)
     if flat.any():
         raise ValueError(f"{what} has a constant subsequence at index {int(np.argmax(flat))}: "
                          "its z-normalised distance is undefined")
@@ -120,13 +125,19 @@ def distance_profile(query, series) -> np.ndarray:
     With the dot products :math:`QT_j = \sum_k q_k t_{j+k}` (one sliding dot product),
     :math:`d_j = \sqrt{2m\,(1 - (QT_j - m\mu_q\mu_j)/(m\sigma_q\sigma_j))}`; standard
     deviations are population ones (``ddof=0``). Returns ``len(series) - m + 1`` values.
+    The query and the series are centred first (distances do not change), so a large
+    offset such as 1e6 costs no precision in :math:`QT_j - m\mu_q\mu_j`.
     """
     q = check_series(query, "query")
     t = check_series(series)
+    if len(q) < 2:
+        raise ValueError(f"len(query) must be >= 2 (a z-normalised window needs a spread), got {len(q)}")
     m = _window(len(q), len(t), "len(query)")
+    q_scale, t_scale = float(np.abs(q).max()), float(np.abs(t).max())
+    q, t = q - q.mean(), t - t.mean()
     mu_t, sd_t = _mean_std(t, m)
-    _constant_check(np.array([q.std()]), "query")
-    _constant_check(sd_t, "series")
+    _constant_check(np.array([q.std()]), q_scale, "query")
+    _constant_check(sd_t, t_scale, "series")
     qt = np.correlate(t, q, mode="valid")
     return _z_distance(qt, m, q.mean(), q.std(), mu_t, sd_t)
 
@@ -141,14 +152,18 @@ def matrix_profile(series, m: int, exclusion: int | None = None) -> tuple[np.nda
     """
     t = check_series(series)
     m = _window(m, len(t))
+    if m < 2:
+        raise ValueError(f"m must be >= 2 (a z-normalised window needs a spread), got {m}")
+    scale = float(np.abs(t).max())
+    t = t - t.mean()  # distances do not change; a large offset would cost precision
     n = len(t) - m + 1
     exclusion = math.ceil(m / 4) if exclusion is None else exclusion
-    if not isinstance(exclusion, int | np.integer) or exclusion < 0:
+    if not _is_int(exclusion) or exclusion < 0:
         raise ValueError(f"exclusion must be a non-negative int, got {exclusion!r}")
     if n < 2:
         raise ValueError(f"a series of {len(t)} points has one subsequence of {m}: nothing to match")
     mu, sd = _mean_std(t, m)
-    _constant_check(sd, "series")
+    _constant_check(sd, scale, "series")
     first = np.correlate(t, t[:m], mode="valid")  # QT[0, j], and by symmetry QT[j, 0]
     qt = first.copy()
     profile, index = np.full(n, np.inf), np.zeros(n, dtype=np.int64)
@@ -187,15 +202,18 @@ def ucr_hit(point_scores, labels, tolerance: int = 100, start: int = 0) -> bool:
     """The UCR Anomaly Archive rule: is the top-scoring point inside the labelled region ± ``tolerance``?
 
     Only points from ``start`` on (the test part) compete for the top score; ties go
-    to the earliest point.
+    to the earliest point. The labelled region must not end before ``start``.
     """
     s = check_series(point_scores, "point_scores")
     y = _labels(labels, len(s))
-    if not isinstance(tolerance, int | np.integer) or isinstance(tolerance, bool) or tolerance < 0:
+    if not _is_int(tolerance) or tolerance < 0:
         raise ValueError(f"tolerance must be a non-negative int, got {tolerance!r}")
-    if not isinstance(start, int | np.integer) or not 0 <= start < len(s):
+    if not _is_int(start) or not 0 <= start < len(s):
         raise ValueError(f"start must be an index of the series (0 to {len(s) - 1}), got {start!r}")
     begin, end = anomaly_region(y)
+    if end < start:
+        raise ValueError(f"the labelled region ({begin}-{end}) ends before start={start}: "
+                         "no test point can be near it")
     top = start + int(np.argmax(s[start:]))
     return bool(begin - tolerance <= top <= end + tolerance)
 
@@ -208,4 +226,6 @@ def auc_pr(point_scores, labels) -> float:
     y = _labels(labels, len(s))
     if y.sum() == 0:
         raise ValueError("labels mark no anomaly: precision and recall are undefined")
+    if y.sum() == len(y):
+        raise ValueError("labels mark every point anomalous: any score gets AUC-PR 1, which says nothing")
     return float(average_precision_score(y, s))

@@ -59,6 +59,9 @@ def test_scores_to_points_means_covering_windows():
         anomaly.scores_to_points(s, 3, 6)
     with pytest.raises(ValueError, match="NaN"):
         anomaly.scores_to_points(np.array([1.0, np.nan, 3.0]), 3, 5)
+    for bad in (True, 5.0, "5"):
+        with pytest.raises(ValueError, match="length must be a positive int"):
+            anomaly.scores_to_points(s, 3, bad)
 
 
 def test_distance_profile_matches_brute_force(walk):
@@ -69,6 +72,24 @@ def test_distance_profile_matches_brute_force(walk):
         anomaly.distance_profile(walk[:20], walk[:10])
     with pytest.raises(ValueError, match="constant"):
         anomaly.distance_profile(np.ones(5), walk)
+    with pytest.raises(ValueError, match="constant subsequence at index 150"):
+        anomaly.distance_profile(walk[:5], np.concatenate([walk, np.full(10, 0.1)]))
+    with pytest.raises(ValueError, match="len\\(query\\) must be >= 2"):
+        anomaly.distance_profile(walk[:1], walk)
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e3, 1e6, 1e8])
+def test_distance_profile_keeps_precision_under_a_large_offset(walk, offset):
+    t = walk + offset
+    q = t[20:35] * 3.0 - 0.5 * offset      # another level and scale: the same shape
+    want = brute_distance_profile(walk[20:35], walk)
+    assert np.allclose(anomaly.distance_profile(q, t), want, atol=1e-6)
+
+
+def test_constant_check_is_relative_to_the_scale(walk):
+    tiny = walk * 1e-13                    # a real spread at a tiny scale is not "constant"
+    assert np.allclose(anomaly.distance_profile(tiny[20:35], tiny),
+                       brute_distance_profile(walk[20:35], walk), atol=1e-6)
 
 
 @pytest.mark.parametrize("m, excl", [(10, None), (7, 0), (12, 5)])
@@ -79,11 +100,20 @@ def test_matrix_profile_matches_brute_force(walk, m, excl):
     assert np.mean(index == want_index) > 0.99
 
 
+def test_matrix_profile_keeps_precision_under_a_large_offset(walk):
+    profile, _ = anomaly.matrix_profile(walk + 1e6, 10)
+    want, _ = brute_matrix_profile(walk, 10, 3)
+    assert np.allclose(profile, want, atol=1e-6)
+
+
 def test_matrix_profile_errors(walk):
     with pytest.raises(ValueError, match="longer than the series"):
         anomaly.matrix_profile(walk[:5], 6)
-    with pytest.raises(ValueError, match="exclusion"):
-        anomaly.matrix_profile(walk, 5, exclusion=-1)
+    for bad in (-1, True, 2.5):
+        with pytest.raises(ValueError, match="exclusion must be a non-negative int"):
+            anomaly.matrix_profile(walk, 5, exclusion=bad)
+    with pytest.raises(ValueError, match="m must be >= 2"):
+        anomaly.matrix_profile(walk, 1)
     with pytest.raises(ValueError, match="without any match"):
         anomaly.matrix_profile(walk[:12], 10)
     with pytest.raises(ValueError, match="1-D"):
@@ -103,6 +133,17 @@ def test_ucr_hit_tolerance_and_start():
     assert anomaly.anomaly_region(y) == (500, 509)
 
 
+def test_ucr_hit_ties_go_to_the_earliest_point():
+    y = np.zeros(1000, dtype=int)
+    y[500:510] = 1
+    s = np.zeros(1000)
+    s[[300, 505]] = 1.0                           # a tie: the earlier point, a miss, is the top
+    assert not anomaly.ucr_hit(s, y, tolerance=100)
+    s[[505, 800]] = 1.0, 0.0
+    s[300], s[900] = 0.0, 1.0                     # a tie: the earlier point, a hit, is the top
+    assert anomaly.ucr_hit(s, y, tolerance=100)
+
+
 def test_ucr_hit_and_auc_pr_reject_bad_input():
     y = np.zeros(50, dtype=int)
     y[10:12] = 1
@@ -113,6 +154,10 @@ def test_ucr_hit_and_auc_pr_reject_bad_input():
         anomaly.ucr_hit(s, y[:-1])
     with pytest.raises(ValueError, match="start"):
         anomaly.ucr_hit(s, y, start=50)
+    with pytest.raises(ValueError, match="start"):
+        anomaly.ucr_hit(s, y, start=True)
+    with pytest.raises(ValueError, match="ends before start=20"):
+        anomaly.ucr_hit(s, y, start=20)
     y2 = y.copy()
     y2[30] = 1
     with pytest.raises(ValueError, match="exactly one"):
@@ -121,6 +166,8 @@ def test_ucr_hit_and_auc_pr_reject_bad_input():
         anomaly.auc_pr(s, y * 2)
     with pytest.raises(ValueError, match="no anomaly"):
         anomaly.auc_pr(s, np.zeros(50))
+    with pytest.raises(ValueError, match="every point anomalous"):
+        anomaly.auc_pr(s, np.ones(50))
     perfect = y.astype(float)
     assert anomaly.auc_pr(perfect, y) == 1.0
 
