@@ -26,7 +26,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
 from tests.helpers import NOTEBOOKS
-from tests.unit import test_checks_attribution, test_checks_clip
+from tests.unit import test_checks_anomaly, test_checks_attribution, test_checks_clip
 from utils import attention, checks, dec, gan, ssl, transformer, vae
 from utils.checks import core
 from utils.metrics.clustering import cluster_accuracy
@@ -468,6 +468,8 @@ CORRECT.update(test_checks_attribution.CORRECT)
 WRONG.update(test_checks_attribution.WRONG)
 CORRECT.update(test_checks_clip.CORRECT)
 WRONG.update(test_checks_clip.WRONG)
+CORRECT.update(test_checks_anomaly.CORRECT)
+WRONG.update(test_checks_anomaly.WRONG)
 
 
 def _student_t(d2, alpha, *, alpha_in=None, dim=1):
@@ -483,7 +485,8 @@ def _tr_sqrt(s1, s2):
 
 def _check_names_in_modules():
     return {name for module in (core, checks.ssl, checks.clustering, checks.dec, checks.vae,
-                                checks.gan, checks.evaluation, checks.attribution, checks.clip)
+                                checks.gan, checks.evaluation, checks.attribution, checks.clip,
+                                checks.anomaly)
             for name, obj in vars(module).items()
             if name.startswith("check_") and inspect.isfunction(obj) and obj.__module__ == module.__name__}
 

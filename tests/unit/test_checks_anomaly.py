@@ -58,6 +58,16 @@ def float32_direct(q, t):  # the definition in single precision (errors ~1e-5 at
     return ((zw - zq) ** 2).sum(1).sqrt()
 
 
+CORRECT = {"check_distance_profile": [distance_profile, direct, clipped_dot_products, float32_direct]}
+WRONG = {"check_distance_profile": {
+    "raw Euclidean": raw_euclidean,
+    "one window short": one_window_short,
+    "sample standard deviation": sample_std,
+    "squared distance": squared,
+    "no clipping": no_clip,
+}}
+
+
 def test_reference_passes():
     assert checks.check_distance_profile(distance_profile, seed=0, verbose=False)
     assert "check_distance_profile" in checks.ALL_CHECKS
