@@ -38,7 +38,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from .transformer import image_to_patches, patches_to_image
+from .transformer import image_to_patches
+
+_BATCH_DEPENDENT = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.modules.dropout._DropoutNd)
 
 __all__ = ["attention_rollout", "saliency", "integrated_gradients", "riemann_alphas",
            "patch_scores", "deletion_curve", "curve_auc", "rank_correlation",
@@ -157,10 +159,26 @@ def _gradient(forward: Callable, x: torch.Tensor, target) -> tuple[torch.Tensor,
                              "detached, or converted to NumPy?)")
         if not out.is_floating_point():
             raise TypeError(f"the model's output must be floating point, got {out.dtype}")
+        if not torch.isfinite(out).all():
+            raise ValueError("forward returned NaN or inf")
         grad, = torch.autograd.grad(out.sum(), x, allow_unused=True)
     if grad is None:
         raise ValueError("the model's output does not depend on the input")
+    if not torch.isfinite(grad).all():
+        raise ValueError("the gradient of forward contains NaN or inf")
     return grad, out.detach()
+
+
+def _check_forward(forward) -> None:
+    """Reject non-callables, and modules whose output depends on the batch or on chance."""
+    if not callable(forward):
+        raise TypeError(f"forward must be callable, got {type(forward).__name__}")
+    if isinstance(forward, torch.nn.Module):
+        live = sorted({type(m).__name__ for m in forward.modules()
+                       if isinstance(m, _BATCH_DEPENDENT) and m.training and getattr(m, "p", 1.0) > 0})
+        if live:
+            raise ValueError(f"forward is a module in training mode with {', '.join(live)} layers: "
+                             f"its output would depend on the batch or on chance; call .eval() first")
 
 
 def saliency(forward: Callable, inputs: torch.Tensor, target=None, *,
@@ -172,6 +190,7 @@ def saliency(forward: Callable, inputs: torch.Tensor, target=None, *,
     inputs must not depend on each other (no batch statistics). With ``absolute`` the
     magnitude is returned, as in the paper and in ``captum.attr.Saliency``.
     """
+    _check_forward(forward)
     x = _check_inputs(inputs)
     grad, _ = _gradient(forward, x, target)
     return grad.abs() if absolute else grad
@@ -215,9 +234,11 @@ def integrated_gradients(forward: Callable, inputs: torch.Tensor, baseline=None,
     of at most ``batch_size``. Returns the attributions (the inputs' shape), and with
     ``return_delta`` also the completeness error ``sum(IG) - (f(x) - f(baseline))`` per input.
     """
+    _check_forward(forward)
     x = _check_inputs(inputs)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    batch_size = int(batch_size)
     alphas, weights = riemann_alphas(steps, method, dtype=x.dtype)
     alphas, weights = alphas.to(x.device), weights.to(x.device)
     if baseline is None:
@@ -275,9 +296,17 @@ def patch_scores(pixel_scores: torch.Tensor, patch_size: int) -> torch.Tensor:
                         f"{getattr(pixel_scores, 'dtype', type(pixel_scores).__name__)}")
     if pixel_scores.ndim != 3:
         raise ValueError(f"pixel_scores must be (B, H, W), got {tuple(pixel_scores.shape)}")
-    if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 1:
-        raise ValueError(f"patch_size must be a positive int, got {patch_size!r}")
+    patch_size = _check_patch_size(patch_size, pixel_scores.shape[1:])
     return image_to_patches(pixel_scores, patch_size).sum(-1)
+
+
+def _check_patch_size(patch_size, hw) -> int:
+    if isinstance(patch_size, bool) or not isinstance(patch_size, (int, np.integer)) or patch_size < 1:
+        raise ValueError(f"patch_size must be a positive int, got {patch_size!r}")
+    h, w = hw
+    if h % patch_size or w % patch_size:
+        raise ValueError(f"patch_size={int(patch_size)} does not divide the image size {h}x{w}")
+    return int(patch_size)
 
 
 def _check_order(order, batch: int, n_patches: int) -> torch.Tensor:
@@ -306,27 +335,32 @@ def deletion_curve(score: Callable, images: torch.Tensor, order, patch_size: int
         raise ValueError(f"images must be a floating-point (B, H, W) tensor, got "
                          f"{getattr(images, 'dtype', type(images).__name__)} "
                          f"{tuple(getattr(images, 'shape', ()))}")
-    patches = image_to_patches(images, patch_size)                  # (B, N, p*p)
-    b, n, _ = patches.shape
+    if not torch.isfinite(images).all():
+        raise ValueError("images contain NaN or infinite values")
+    b, h, w = images.shape
+    p = _check_patch_size(patch_size, (h, w))
+    n = (h // p) * (w // p)
     order = _check_order(order, b, n)
-    fill_img = torch.as_tensor(fill, dtype=images.dtype)
-    if fill_img.ndim == 0:
-        fill_img = fill_img.expand_as(images)
-    elif fill_img.shape in (images.shape[1:], images.shape):
+    fill_img = torch.as_tensor(fill, dtype=images.dtype, device=images.device)
+    if fill_img.ndim == 0 or fill_img.shape in (images.shape[1:], images.shape):
         fill_img = fill_img.expand_as(images)
     else:
         raise ValueError(f"fill must be a number, an (H, W) or a (B, H, W) image, got {tuple(fill_img.shape)}")
-    fill_patches = image_to_patches(fill_img.contiguous(), patch_size)
+    if not torch.isfinite(fill_img).all():
+        raise ValueError("fill contains NaN or infinite values")
+    rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    patch_of = (rows // p) * (w // p) + cols // p                    # (H, W): each pixel's patch
     rank = order.argsort(1)                                          # rank[i, j]: when patch j goes
     k = torch.arange(n + 1)
     removed = rank[:, None, :] < k[None, :, None]                    # (B, n+1, N)
-    steps = torch.where(removed[..., None], fill_patches[:, None], patches[:, None])
-    side = images.shape[-1]
-    batch = patches_to_image(steps.reshape(b * (n + 1), n, -1), side)
+    gone = removed[:, :, patch_of]                                   # (B, n+1, H, W)
+    batch = torch.where(gone, fill_img[:, None], images[:, None]).reshape(b * (n + 1), h, w)
     out = score(batch)
     if not torch.is_tensor(out) or out.shape != (b * (n + 1),):
         raise ValueError(f"score must return one value per image, shape ({b * (n + 1)},), got "
                          f"{tuple(getattr(out, 'shape', ()))}")
+    if out.is_floating_point() and not torch.isfinite(out).all():
+        raise ValueError("score returned NaN or inf")
     return out.reshape(b, n + 1)
 
 

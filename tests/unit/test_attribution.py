@@ -220,6 +220,71 @@ def test_deletion_curve_validates():
         A.deletion_curve(ink, images.long(), torch.arange(4).expand(2, 4), 4)
 
 
+def test_deletion_curve_rejects_bad_patch_sizes_and_non_finite_values():
+    images, ink, order = torch.rand(2, 8, 8), lambda x: x.sum((1, 2)), torch.arange(4).expand(2, 4)
+    for size in (0, -4, 2.0, True):
+        with pytest.raises(ValueError, match="patch_size"):
+            A.deletion_curve(ink, images, order, size)
+    with pytest.raises(ValueError, match="does not divide"):
+        A.deletion_curve(ink, images, order, 3)
+    with pytest.raises(ValueError, match="images contain NaN"):
+        A.deletion_curve(ink, torch.full((2, 8, 8), float("nan")), order, 4)
+    with pytest.raises(ValueError, match="fill contains NaN"):
+        A.deletion_curve(ink, images, order, 4, fill=float("nan"))
+    with pytest.raises(ValueError, match="fill contains NaN"):
+        A.deletion_curve(ink, images, order, 4, fill=torch.full((8, 8), float("inf")))
+    with pytest.raises(ValueError, match="score returned NaN"):
+        A.deletion_curve(lambda x: x.sum((1, 2)) * float("nan"), images, order, 4)
+    # a numpy integer patch size is a valid size
+    assert torch.equal(A.deletion_curve(ink, images, order, np.int64(4)), A.deletion_curve(ink, images, order, 4))
+
+
+def test_deletion_curve_and_patch_scores_on_non_square_images():
+    images, ink = torch.rand(2, 8, 12, dtype=torch.float64), lambda x: x.sum((1, 2))
+    per_patch = A.patch_scores(images, 4)                            # 2 rows of 3 patches
+    assert per_patch.shape == (2, 6)
+    assert torch.allclose(per_patch[:, 1], images[:, :4, 4:8].sum((1, 2)))
+    order = torch.tensor([[5, 0, 1, 2, 3, 4], [0, 1, 2, 3, 4, 5]])
+    curve = A.deletion_curve(ink, images, order, 4)
+    want = per_patch.sum(1, keepdim=True) - torch.cat(
+        [torch.zeros(2, 1, dtype=torch.float64), per_patch.gather(1, order).cumsum(1)], 1)
+    assert torch.allclose(curve, want)
+
+
+def test_gradients_reject_non_finite_outputs_and_live_batch_layers():
+    net, x = _net(), torch.randn(3, 12, dtype=torch.float64)
+    nan_net = lambda z: net(z) * float("nan")
+    with pytest.raises(ValueError, match="NaN or inf"):
+        A.saliency(nan_net, x, 0)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        A.integrated_gradients(nan_net, x, None, 0, steps=4)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        A.saliency(lambda z: net(z) / 0.0, x, 0)
+    for layer in (torch.nn.BatchNorm1d(3), torch.nn.Dropout(0.5)):
+        model = torch.nn.Sequential(torch.nn.Linear(12, 3), layer).double()
+        with pytest.raises(ValueError, match=r"training mode.*\.eval\(\)"):
+            A.saliency(model, x, 0)
+        with pytest.raises(ValueError, match="training mode"):
+            A.integrated_gradients(model, x, None, 0, steps=4)
+        model.eval()
+        assert A.saliency(model, x, 0).shape == x.shape
+    # dropout with p = 0 changes nothing, and a plain module in training mode is fine
+    quiet = torch.nn.Sequential(torch.nn.Linear(12, 3), torch.nn.Dropout(0.0)).double()
+    assert A.saliency(quiet, x, 0).shape == x.shape
+    with pytest.raises(TypeError, match="callable"):
+        A.saliency("model", x, 0)
+
+
+def test_ig_accepts_numpy_integer_sizes():
+    net, x = _net(), torch.randn(2, 12, dtype=torch.float64)
+    want = A.integrated_gradients(net, x, None, 0, steps=4, batch_size=4)
+    got = A.integrated_gradients(net, x, None, 0, steps=np.int64(4), batch_size=np.int64(4))
+    assert torch.allclose(got, want)
+    for bad in (0, 2.5, True, np.float64(4)):
+        with pytest.raises(ValueError, match="batch_size"):
+            A.integrated_gradients(net, x, None, 0, steps=4, batch_size=bad)
+
+
 def test_curve_auc():
     c = torch.tensor([[1.0, 0.5, 0.0], [1.0, 1.0, 1.0]])
     assert torch.allclose(A.curve_auc(c), torch.tensor([0.5, 1.0]))

@@ -22,6 +22,15 @@ def rollout_loop(att):
     return out
 
 
+def rollout_from_identity(att):
+    """Starts from R = I built with torch.eye's default float32, as the chapter's maps are."""
+    out = torch.eye(att.shape[-1])
+    for layer in att:
+        a = 0.5 * layer.mean(1) + 0.5 * torch.eye(att.shape[-1])
+        out = (a / a.sum(-1, keepdim=True)) @ out
+    return out
+
+
 def _rollout(att, *, identity=True, renorm=True, reverse=False, fuse=lambda a: a.mean(1),
              norm_first=False):
     layers = []
@@ -40,7 +49,7 @@ def _rollout(att, *, identity=True, renorm=True, reverse=False, fuse=lambda a: a
     return out
 
 
-CORRECT = {"check_rollout": [rollout_loop, attribution.attention_rollout]}
+CORRECT = {"check_rollout": [rollout_loop, rollout_from_identity, attribution.attention_rollout]}
 WRONG = {
     "check_rollout": {
         "no residual identity": lambda att: _rollout(att, identity=False),
@@ -66,6 +75,12 @@ def test_wrong_rollouts_fail_on_an_edge_case(mistake):
     result = checks.check_rollout(WRONG["check_rollout"][mistake], seed=0, verbose=False)
     assert result.status == "wrong", result.line
     assert result.case.startswith("edge: "), result.line
+
+
+def test_float32_identity_rollout_passes():
+    # the chapter's attention maps are float32: a correct rollout written for them must pass
+    result = checks.check_rollout(rollout_from_identity, seed=0, verbose=False)
+    assert result.status == "ok", result.line
 
 
 def test_check_rollout_is_registered():

@@ -13,9 +13,9 @@ __all__ = ["check_rollout"]
 
 
 def _maps(rng, layers: int, batch: int, heads: int, tokens: int, sharpness: float = 2.0):
-    """Random attention maps ``(L, B, H, T, T)``: a softmax over random scores."""
+    """Random float32 attention maps ``(L, B, H, T, T)`` (the encoders' dtype): a softmax over random scores."""
     scores = torch.tensor(rng.normal(scale=sharpness, size=(layers, batch, heads, tokens, tokens)))
-    return torch.softmax(scores, dim=-1)
+    return torch.softmax(scores, dim=-1).float()
 
 
 def _rollout_case(rng):
@@ -36,7 +36,7 @@ def _rollout_edges():
     heads = _maps(rng, 2, 1, 3, 4)
     heads[:, :, 0] = 0.0
     heads[:, :, 0, :, 0] = 1.0
-    heads[:, :, 1] = torch.eye(4, dtype=heads.dtype)
+    heads[:, :, 1] = torch.eye(4)
     return [
         ("one layer, 3 heads: the rollout is 0.5 * mean-head A + 0.5 * I", (one,)),
         ("three layers: the last layer multiplies on the left", (three,)),
