@@ -4,6 +4,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# e.g. TORCH_INDEX=https://download.pytorch.org/whl/cpu: install torch's CPU build from PyTorch's index
+# first (on Linux, PyPI's torch wheel is the multi-GB CUDA build)
+TORCH_INDEX ?=
 # Progress bars are for live notebooks; built pages and test logs stay clean.
 export TFUL_NO_PROGRESS := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
@@ -13,6 +16,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(if $(TORCH_INDEX),$(PY) -m pip install --quiet torch==2.13.0 --index-url $(TORCH_INDEX))
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	# chapter 12's anomaly benchmark ships inside aeon's wheel; it is read from the zip, never imported
@@ -30,7 +34,8 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 # Not part of `make test`: every training chapter from an empty cache, for seed offsets 0, 1, 2 on one
-# training thread and for 2 and 4 threads (five runs of 5 to 9 minutes each, measured on 2 cores);
+# training thread and for 2 and 4 threads (five runs; on 2 cores the recorded runs took 5 to 37 minutes
+# each, the longest on a machine shared with other work; see book/data/sweep.json);
 # writes book/data/sweep.json, shown on the Results page.
 sweep: $(STAMP)
 	$(PY) -m tools.sweep

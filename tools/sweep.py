@@ -13,7 +13,8 @@ Every glued number of every run is collected, and ``book/data/sweep.json`` gets 
 mean, min and max of each, stamped with the date, the CPU and the library versions.
 A notebook whose asserts fail in some setting is listed under ``failures``: an
 assert must hold across the whole sweep. It is not part of ``make test`` (it takes
-five runs of 5 to 9 minutes each on a 2-core machine for the cross design).
+five runs for the cross design; on 2 cores the recorded runs took 5 to 37 minutes each, the
+longest on a machine shared with other work: see ``wall_seconds`` in ``book/data/sweep.json``).
 
 Usage: ``python -m tools.sweep [--seeds 0 1 2] [--threads 1 2 4] [notebooks ...]``
 """

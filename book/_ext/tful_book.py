@@ -791,17 +791,19 @@ class _Page:
             nodes.paragraph(text=(
                 "Cold, in a book run (dark bars): the notebook's time when the whole book runs from an "
                 "empty model cache and each shared model is trained once, by the first chapter that "
-                "needs it; each chapter's budget (black tick) and the book's 10 minutes are checked "
-                "against it. Cold, alone (middle bars): the time to run only this notebook on an empty "
+                "needs it; each chapter's budget (black tick) is checked against it, and the book's 10 "
+                "minutes against the wall time of a cold parallel run (or else the sum of the dark "
+                "bars). Cold, alone (middle bars): the time to run only this notebook on an empty "
                 "model cache, training every model it uses. Both are computed from this build's run "
                 "records: the notebook's working time (wall time minus any wait for a model another "
                 "notebook was training) plus the recorded training time of the models it loaded. "
                 "Warm (light bars): the time with every model it uses already cached. For a notebook "
                 "that trained nothing in this build, warm is measured (its working time); for one that "
                 "trained models, it is derived, not measured: its working time minus the recorded "
-                "training time of the models it trained (hatched bars, 'derived' in the table). Every "
-                "time is this build's, on the machine that built the book, with the notebooks sharing "
-                "its cores." + wall + stale)),
+                "training time of the models it trained (hatched bars, 'derived' in the table). Working "
+                "times are this build's, on the machine that built the book, with the notebooks sharing "
+                "its cores; training times are those recorded when each model was trained, in this "
+                "build or an earlier one." + wall + stale)),
             nodes.paragraph(text=(
                 "In the table, Seconds is the execution that produced the page you are reading. "
                 "State: cold if it trained the models it uses, warm if it loaded them from the cache, "
@@ -822,8 +824,10 @@ class _Page:
                  f"{m['scikit-learn']}: every chapter that trains, executed from an empty model cache "
                  f"with the training seeds shifted and the training threads set as follows: {runs}. "
                  "Runs counts the runs that reached each number (a failed assert stops its notebook). "
-                 "Chapters that train nothing are not swept. "
-                 f"Notebook runs with a failed assert: {len(sweep['failures'])}.")
+                 "Chapters 1 and 2 train nothing and are not swept; a chapter missing from the table "
+                 "was not in this sweep. Commits swept: "
+                 + ", ".join(sorted({st["commit"][:7] for st in sweep["settings"] if st.get("commit")}))
+                 + f". Notebook runs with a failed assert: {len(sweep['failures'])}.")
         rows, unswept = [], []
         for r in self.resolved:
             h, e = r.headline, r.spread
