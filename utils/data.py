@@ -305,25 +305,33 @@ _UFUNC_KEYWORDS = ("out", "where", "casting", "order", "dtype", "subok", "signat
 def _code_signature(obj, name: str) -> str | None:
     """``name(arg, arg=default, ...)``: a function's name and parameters, or ``None`` if unknown.
 
-    A ufunc's ``inspect.signature`` is the generic ``(x1, x2, /, out=None, *, where=True, ...)``,
-    so its parameters are read from the docstring's own call line (``jv(v, z, out=None)``) when
-    there is one; NumPy's keywords (``out``, ``where``, ``casting``...) are dropped.
+    A ufunc's ``inspect.signature`` and the first line of its docstring are NumPy's generic
+    ``name(x1, x2, /, out=None, *, where=True, ...)``, so its parameters are read from the
+    docstring's own call line (``jv(v, z, out=None)``) when there is one that names exactly
+    ``nin`` inputs; otherwise they are ``x1, x2, ...``. NumPy's keywords (``out``, ``where``,
+    ``casting``...) are dropped. Default values whose repr holds a memory address (sentinel
+    objects such as ``<object object at 0x7f...>``) become ``...`` and functions their name,
+    so the result is the same in every process.
     """
     if isinstance(obj, np.ufunc):
-        names = [f"x{i + 1}" for i in range(obj.nin)]
-        for line in (obj.__doc__ or "").strip().splitlines()[:6]:
-            line = line.strip()
-            if line.startswith(f"{name}(") and line.endswith(")") and "x1, x2, /" not in line:
-                names = [a.strip() for a in line[len(name) + 1:-1].split(",")]
+        args = [f"x{i + 1}" for i in range(obj.nin)]
+        for line in (obj.__doc__ or "").strip().splitlines()[:8]:
+            call = re.fullmatch(r"\s*(\w+)\((.*)\)\s*", line)
+            if not call or call[1] not in (name, obj.__name__) or re.search(r"[/\[\]*]", call[2]):
+                continue                                   # not a call line, or NumPy's generic one
+            found = [a.strip() for a in call[2].split(",")]
+            found = [a for a in found if a and a.split("=")[0].strip() not in _UFUNC_KEYWORDS]
+            if len(found) == obj.nin:
+                args = found
                 break
-        args = [a for a in names if a and a not in ("/", "*")
-                and a.split("=")[0].strip("[] ") not in _UFUNC_KEYWORDS]
         return f"{name}({', '.join(args)})"
     try:
         params = inspect.signature(obj).parameters.values()
     except (TypeError, ValueError):
         return None
-    return f"{name}({', '.join(str(p) for p in params)})"
+    text = f"{name}({', '.join(str(p) for p in params)})"
+    text = re.sub(r"<function ([\w.<>]+) at 0x[0-9a-fA-F]+>", r"\1", text)
+    return re.sub(r"<[^<>]* at 0x[0-9a-fA-F]+>", "...", text)
 
 
 def signature_summary_pairs(min_count: int = 20, mask: str = "<name>"):
@@ -335,25 +343,38 @@ def signature_summary_pairs(min_count: int = 20, mask: str = "<name>"):
 
     A summary that spells out the function's name (``probplot``: "... a probability plot")
     would make matching trivial, so every whole-word, case-insensitive occurrence of the name
-    in the summary is replaced by ``mask``. ``frame.attrs`` reports ``"masked"`` (summaries
-    changed) and ``"no_signature"`` (functions dropped because ``inspect`` cannot read their
-    signature).
+    in the summary is replaced by ``mask``. Only exact occurrences are masked: inflections
+    ("inconsistency" for ``inconsistent``) remain. Functions without a readable signature are
+    dropped, and so is every pair whose masked summary repeats an earlier one ("Return a
+    <name> window."), since its text cannot single out its code. ``frame.attrs`` reports
+    ``"masked"`` (kept summaries that were changed), ``"no_signature"`` and ``"duplicate_text"``
+    (the functions dropped, as ``module.name``) and ``"generic_args"`` (kept ufuncs whose
+    argument names could not be read, written ``x1, x2, ...``).
     """
     import importlib
 
     if not isinstance(mask, str) or not mask.strip():
         raise ValueError(f"mask must be a non-empty string, got {mask!r}")
     df = docstring_corpus_frame(min_count)
-    codes, texts, masked = [], [], 0
+    codes, texts, generic = [], [], []
     for module, name, summary in zip(df["module"], df["name"], df["summary"], strict=True):
-        codes.append(_code_signature(getattr(importlib.import_module(module), name), name))
-        text = re.sub(rf"(?<![\w.]){re.escape(name)}(?!\w)", mask, summary, flags=re.I)
-        masked += text != summary
-        texts.append(text)
+        obj = getattr(importlib.import_module(module), name)
+        code = _code_signature(obj, name)
+        if isinstance(obj, np.ufunc) and code == f"{name}({', '.join(f'x{i + 1}' for i in range(obj.nin))})":
+            generic.append(name)
+        codes.append(code)
+        texts.append(re.sub(rf"(?<![\w.]){re.escape(name)}(?!\w)", mask, summary, flags=re.I))
     df = df.assign(code=codes, text=texts)
+
+    def qualified(rows):
+        return sorted(f"{m}.{n}" for m, n in zip(df.loc[rows, "module"], df.loc[rows, "name"], strict=True))
+
     missing = df["code"].isna()
-    no_signature = sorted(f"{m}.{n}" for m, n in zip(df.loc[missing, "module"],
-                                                        df.loc[missing, "name"], strict=True))
-    df = df[~missing].drop(columns="summary").reset_index(drop=True)
-    df.attrs = {"masked": int(masked), "no_signature": no_signature}
+    repeated = ~missing & df["text"].where(~missing).duplicated(keep="first")
+    attrs = {"no_signature": qualified(missing), "duplicate_text": qualified(repeated)}
+    df = df[~missing & ~repeated].reset_index(drop=True)
+    attrs["masked"] = int((df["text"] != df["summary"]).sum())
+    attrs["generic_args"] = sorted(set(generic) & set(df["name"]))
+    df = df.drop(columns="summary")
+    df.attrs = attrs
     return df
