@@ -118,8 +118,15 @@ class CodeTower(nn.Module):
         if ids.ndim != 2 or ids.shape[1] > self.config.max_length:
             raise ValueError(f"ids must be (B, L) with L <= {self.config.max_length}, "
                              f"got {tuple(ids.shape)}")
+        if not torch.is_tensor(lengths) or lengths.shape != (ids.shape[0],):
+            raise ValueError(f"lengths must be a tensor of shape ({ids.shape[0]},), one per row of "
+                             f"ids, got {tuple(lengths.shape) if torch.is_tensor(lengths) else lengths!r}")
+        if (lengths < 1).any() or (lengths > ids.shape[1]).any():
+            raise ValueError(f"lengths must be in [1, {ids.shape[1]}] (an empty string has no "
+                             f"embedding), got min {int(lengths.min())}, max {int(lengths.max())}")
         h = self.encoder(self.pos(self.embed(ids)), padding_mask(lengths, ids.shape[1]))
-        keep = (torch.arange(ids.shape[1])[None, :] < lengths[:, None]).unsqueeze(-1).to(h.dtype)
+        positions = torch.arange(ids.shape[1], device=ids.device)
+        keep = (positions[None, :] < lengths[:, None]).unsqueeze(-1).to(h.dtype)
         return self.proj((h * keep).sum(1) / keep.sum(1))
 
 
@@ -163,7 +170,7 @@ class TinyClip(nn.Module):
         return info_nce(self.encode_code(ids, lengths), self.encode_text(text_emb), self.logit_scale)
 
 
-def _check_pair(a, b, names=("a", "b")) -> None:
+def _check_pair(a, b, names=("a", "b"), same_dtype: bool = True) -> None:
     for name, x in zip(names, (a, b), strict=True):
         if not torch.is_tensor(x):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
@@ -175,6 +182,9 @@ def _check_pair(a, b, names=("a", "b")) -> None:
             raise ValueError(f"{name} is empty: no pairs")
         if not torch.isfinite(x).all():
             raise ValueError(f"{name} contains NaN or infinite values")
+    if same_dtype and a.dtype != b.dtype:
+        raise TypeError(f"{names[0]} and {names[1]} must have the same dtype, got {a.dtype} and "
+                        f"{b.dtype}: convert one with .to(other.dtype)")
     if a.shape != b.shape:
         raise ValueError(f"{names[0]} and {names[1]} must have the same shape (row i of each is "
                          f"a pair), got {tuple(a.shape)} and {tuple(b.shape)}")
@@ -192,8 +202,8 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tensor | float
     scale = torch.as_tensor(logit_scale, dtype=a.dtype)
     if scale.ndim != 0 or not torch.isfinite(scale) or scale <= 0:
         raise ValueError(f"logit_scale must be a positive finite scalar, got {logit_scale!r}")
-    logits = scale * a @ b.T
-    target = torch.arange(len(a))
+    logits = scale.to(a.device) * a @ b.T
+    target = torch.arange(len(a), device=a.device)
     return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
 
 
@@ -206,12 +216,12 @@ def similarity_ranks(queries: torch.Tensor | np.ndarray, candidates: torch.Tenso
     """
     q, c = (torch.as_tensor(np.asarray(x) if isinstance(x, np.ndarray) else x)
             for x in (queries, candidates))
-    _check_pair(q, c, ("queries", "candidates"))
+    _check_pair(q, c, ("queries", "candidates"), same_dtype=False)
     scores = q.double() @ c.double().T
     true = scores.diagonal()[:, None]
     others = scores >= true
     others.fill_diagonal_(False)
-    return others.sum(1).numpy()
+    return others.sum(1).cpu().numpy()
 
 
 def recall_at_k(queries: torch.Tensor | np.ndarray, candidates: torch.Tensor | np.ndarray,
@@ -241,6 +251,8 @@ def modality_gap(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> 
                              f"{x.dtype} {tuple(x.shape)}")
         if not torch.isfinite(x).all():
             raise ValueError(f"{name} contains NaN or infinite values")
+        if (x.norm(dim=1) == 0).any():
+            raise ValueError(f"{name} has all-zero rows, which have no direction on the sphere")
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"a and b must have the same dimension, got {a.shape[1]} and {b.shape[1]}")
     gap = F.normalize(a.double(), dim=1).mean(0) - F.normalize(b.double(), dim=1).mean(0)

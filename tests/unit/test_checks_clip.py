@@ -36,6 +36,19 @@ def divided_by_scale(a, b, s):
     return (F.cross_entropy(logits, t) + F.cross_entropy(logits.T, t)) / 2
 
 
+def unstable_exp(a, b, s):
+    e = (s * a @ b.T).exp()          # overflows in float32 once a logit passes about 88
+    return (-(e.diag() / e.sum(1)).log().mean() - (e.diag() / e.sum(0)).log().mean()) / 2
+
+
+def detached(a, b, s):
+    return info_nce(a, b, s).detach()
+
+
+def as_float(a, b, s):
+    return info_nce(a, b, s).item()
+
+
 def explicit_loops(a, b, s):
     n = len(a)
     total = 0.0
@@ -52,9 +65,17 @@ def test_check_info_nce_accepts_correct_answers():
 
 def test_check_info_nce_rejects_wrong_answers():
     for wrong in (one_direction, no_temperature, summed_over_pairs, two_directions_added,
-                  divided_by_scale):
+                  divided_by_scale, unstable_exp, detached, as_float):
         result = checks.check_info_nce(wrong, seed=0, verbose=False)
         assert result.status == "wrong" and result.case.startswith("edge"), (wrong.__name__, result)
+
+
+def test_check_info_nce_names_the_problem():
+    assert "no gradient" in checks.check_info_nce(as_float, seed=0, verbose=False).message
+    assert "float32" in checks.check_info_nce(unstable_exp, seed=0, verbose=False).case
+    # the unstable formula is right in float64: only the float32 case exposes it
+    a, b = torch.eye(3, dtype=torch.float64), torch.eye(3, dtype=torch.float64)
+    assert abs(unstable_exp(a, b, 5.0).item() - info_nce(a, b, 5.0).item()) < 1e-9
 
 
 def test_check_info_nce_reports_not_attempted():
@@ -72,4 +93,7 @@ WRONG = {"check_info_nce": {
     "sum over pairs": summed_over_pairs,
     "two directions added, not averaged": two_directions_added,
     "divided by the scale": divided_by_scale,
+    "exp without subtracting the largest logit": unstable_exp,
+    "detached loss": detached,
+    "a Python float (.item())": as_float,
 }}

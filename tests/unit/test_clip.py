@@ -48,6 +48,10 @@ def test_info_nce_rejects_bad_input(a, b, scale, error):
 def test_info_nce_rejects_integer_embeddings():
     with pytest.raises(TypeError, match="floating"):
         clip.info_nce(torch.ones(2, 2, dtype=torch.int64), torch.ones(2, 2), 1.0)
+    with pytest.raises(TypeError, match="same dtype"):
+        clip.info_nce(torch.ones(2, 2), torch.ones(2, 2, dtype=torch.float64), 1.0)
+    # ranking casts both sides to float64, so mixed dtypes are fine there
+    assert clip.recall_at_k(torch.eye(3), torch.eye(3, dtype=torch.float64), 1) == 1.0
 
 
 def test_recall_at_k_counts_ties_against_the_query():
@@ -85,6 +89,8 @@ def test_modality_gap():
         clip.modality_gap(a, torch.ones(2, 3))
     with pytest.raises(ValueError, match="NaN"):
         clip.modality_gap(a, torch.full((1, 2), float("nan")))
+    with pytest.raises(ValueError, match="all-zero rows"):
+        clip.modality_gap(a, torch.zeros(1, 2))
 
 
 def test_encode_chars():
@@ -122,9 +128,16 @@ def test_tiny_clip_shapes_scale_and_gradients():
     loss = model.loss(ids, lengths, torch.randn(3, 10))
     loss.backward()
     assert model.log_scale.grad is not None and model.code.embed.weight.grad is not None
-    # padding does not change a code embedding
-    longer = torch.cat([ids, torch.zeros(3, 0, dtype=torch.int64)], 1)
-    assert torch.allclose(model.encode_code(longer[:, :11], lengths), c, atol=1e-5)
+    # trailing padding columns do not change a code embedding (eval mode: no dropout)
+    model.eval()
+    c = model.encode_code(ids, lengths)
+    assert (lengths < ids.shape[1]).any()
+    assert torch.allclose(model.encode_code(ids[:, :int(lengths.max())], lengths), c, atol=1e-5)
+    with pytest.raises(ValueError, match="lengths must be in"):
+        model.encode_code(ids, torch.tensor([3, 0, 2]))
+    with pytest.raises(ValueError, match="shape"):
+        model.encode_code(ids, lengths[:2])
+    model.train()
     with torch.no_grad():
         model.log_scale.fill_(10.0)
     assert model.logit_scale.item() == pytest.approx(cfg.max_logit_scale, rel=1e-5)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .core import CheckResult, run_check
+from .core import CheckResult, _mismatch, run_check
 
 __all__ = ["check_info_nce"]
 
@@ -24,8 +24,17 @@ def _info_nce_edges():
     b = a + torch.tensor(rng.normal(scale=0.3, size=(4, 3)))
     b[0] = a[1]
     b = b / b.norm(dim=1, keepdim=True)
+    # float32 pairs with cosines near 1: at scale 100, exp(logit) overflows float32 unless the
+    # largest logit is subtracted first (as log-softmax and cross_entropy do)
+    a32 = _unit_rows(rng, 6, 5)
+    b32 = a32 + torch.tensor(rng.normal(scale=0.05, size=(6, 5)))
+    a32, b32 = a32.float(), (b32 / b32.norm(dim=1, keepdim=True)).float()
     return [
+        ("4 pairs, scale 10, a requires grad: the loss must be a tensor that backpropagates",
+         (a.clone().requires_grad_(True), b, torch.tensor(10.0))),
         ("4 pairs, scale 10: code->text and text->code losses differ", (a, b, torch.tensor(10.0))),
+        ("float32, scale 100: exp overflows unless the largest logit is subtracted",
+         (a32, b32, torch.tensor(100.0))),
         ("6 pairs, scale 100 (temperature 0.01)", (_unit_rows(rng, 6, 5), _unit_rows(rng, 6, 5),
                                                    torch.tensor(100.0))),
         ("one pair: the loss is 0", (_unit_rows(rng, 1, 4), _unit_rows(rng, 1, 4), torch.tensor(5.0))),
@@ -34,15 +43,46 @@ def _info_nce_edges():
     ]
 
 
+def _leaves(loss: torch.Tensor) -> list[torch.Tensor]:
+    """The leaf tensors that ``loss`` was computed from (those that would receive a ``.grad``)."""
+    seen, stack, leaves = set(), [loss.grad_fn], []
+    while stack:
+        fn = stack.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        if hasattr(fn, "variable"):
+            leaves.append(fn.variable)
+        stack.extend(next_fn for next_fn, _ in fn.next_functions)
+    return leaves
+
+
+def _compare_loss(got, want) -> str | None:
+    if want.requires_grad:
+        if not torch.is_tensor(got) or got.grad_fn is None:
+            return ("your loss carries no gradient (a Python float, .item() or .detach()), so "
+                    "it cannot train anything: return the torch tensor itself")
+        leaves = _leaves(got)
+        if not leaves:
+            return "your loss does not depend on the embeddings a and b"
+        grads = torch.autograd.grad(got, leaves, allow_unused=True)
+        if any(g is not None and not torch.isfinite(g).all() for g in grads):
+            return "the gradient of your loss contains NaN or inf"
+        got, want = got.detach(), want.detach()
+    return _mismatch(got, want, atol=1e-6, rtol=1e-4)
+
+
 def check_info_nce(student: Callable, *, seed: int | None = None, verbose: bool = True,
                    time_limit: float | None = 10.0) -> CheckResult:
     """Check ``student(a, b, logit_scale) -> scalar``, CLIP's symmetric InfoNCE loss.
 
     ``a`` and ``b`` are ``(N, D)`` unit-length rows (row ``i`` of each is a pair) and
-    ``logit_scale`` is :math:`1/\\tau`. Edge cases: pairs whose two directions differ (one
-    direction only fails), scale 100 (leaving the temperature out fails), one pair (loss 0),
-    and identical embeddings (loss log N; a sum over pairs instead of a mean fails). The
-    time limit only applies on the main thread of a Unix process.
+    ``logit_scale`` is :math:`1/\\tau`. Edge cases: an input that requires a gradient (a
+    float, ``.item()`` or ``.detach()`` fails: the loss must backpropagate), pairs whose two
+    directions differ (one direction only fails), float32 at scale 100 (``exp`` without
+    subtracting the largest logit overflows), scale 100 (leaving the temperature out fails),
+    one pair (loss 0), and identical embeddings (loss log N; a sum over pairs instead of a
+    mean fails). The time limit only applies on the main thread of a Unix process.
     """
     from ..clip import info_nce
 
@@ -51,7 +91,7 @@ def check_info_nce(student: Callable, *, seed: int | None = None, verbose: bool 
         return _unit_rows(rng, n, d), _unit_rows(rng, n, d), torch.tensor(float(rng.uniform(1, 100)))
 
     return run_check("check_info_nce", student, info_nce, case, edge_cases=_info_nce_edges(),
-                     atol=1e-6, seed=seed, verbose=verbose, time_limit=time_limit,
+                     compare=_compare_loss, seed=seed, verbose=verbose, time_limit=time_limit,
                      hint="logits = logit_scale * a @ b.T; the targets are the diagonal "
                           "(torch.arange(N)); average the cross-entropy of the rows and that of "
                           "the columns (logits.T), each a mean over the N pairs.")
