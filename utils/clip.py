@@ -40,9 +40,9 @@ VOCAB_SIZE = 2 + _LAST - _FIRST + 1          #: padding, unknown, and 95 printab
 
 
 def encode_chars(strings: Sequence[str], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Character ids ``(B, max_length)`` (``int64``, :data:`PAD` after the end) and lengths ``(B,)``.
+    """Character ids ``(B, max_length)`` (``int64``, ``PAD`` (0) after the end) and lengths ``(B,)``.
 
-    Printable ASCII characters get ids 2 to 96, anything else :data:`UNKNOWN`; strings are
+    Printable ASCII characters get ids 2 to 96, anything else ``UNKNOWN`` (1); strings are
     cut at ``max_length`` characters. An empty string raises ``ValueError``.
     """
     if isinstance(strings, str) or not isinstance(strings, Sequence | np.ndarray):
