@@ -129,7 +129,11 @@ class Run:
 
 
 def execute(path: str, timeout: int, env: dict[str, str]) -> Run:
-    """Execute one notebook (in a worker process) with nbmake's runner; never raises for cell errors."""
+    """Execute one notebook (in a worker process) with nbmake's runner; never raises for cell errors.
+
+    ``env`` is the kernel's whole environment: it replaces the worker's, whatever that inherited.
+    """
+    os.environ.clear()
     os.environ.update(env)
     # the kernel must draw with its inline backend: a backend chosen by the calling process
     # (e.g. MPLBACKEND=Agg set by a test) would silently drop every figure
@@ -199,10 +203,12 @@ class Scheduler:
                  extra_env: dict[str, str] | None = None, start_with: int | None = None):
         self.paths = sorted({Path(p).resolve() for p in paths}, key=expected_seconds, reverse=True)
         self.jobs = jobs or default_jobs(len(self.paths))
-        self.env = {**kernel_env(self.jobs), "TFUL_RUN_JOBS": str(self.jobs), **(extra_env or {})}
         self.timeout = timeout
         os.environ["TFUL_RUN_JOBS"] = str(self.jobs)
         os.environ["TFUL_RUN_ID"] = f"{time.time():.3f}"  # one id per batch of notebooks run together
+        # The whole environment, as it is now: workers start later (possibly while a unit test has
+        # patched os.environ, e.g. a private TFUL_CACHE) and must not inherit such changes.
+        self.env = {**os.environ, **kernel_env(self.jobs), "TFUL_RUN_JOBS": str(self.jobs), **(extra_env or {})}
         stems = {p.stem for p in self.paths}
         self.needs = {p: {s for s in after(p) if s in stems} for p in self.paths}
         self.done: set[str] = set()
