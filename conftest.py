@@ -48,6 +48,7 @@ def pytest_collection_modifyitems(session, config, items):
 
 def pytest_sessionfinish(session, exitstatus):
     if _SCHEDULER is not None:
+        _SCHEDULER.cancel()  # after a full run nothing is pending; after -x or Ctrl-C, don't start more
         _SCHEDULER.close()
 
 

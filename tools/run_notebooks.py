@@ -257,9 +257,17 @@ class Scheduler:
     def result(self, path: Path) -> Run:
         return self.futures[Path(path).resolve()].result()
 
+    def cancel(self) -> None:
+        """Start no more notebooks (e.g. pytest stopped early); those already running finish."""
+        with self.lock:
+            dropped, self.pending = self.pending, []
+        for path in dropped:
+            self.futures[path].cancel()
+
     def close(self) -> float:
         for future in self.futures.values():
-            future.exception()  # wait for every notebook
+            if not future.cancelled():
+                future.exception()  # wait for every notebook that was started
         self.pool.shutdown(wait=True)
         return time.perf_counter() - self.started
 

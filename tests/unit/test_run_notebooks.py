@@ -24,20 +24,20 @@ def test_a_worker_started_later_does_not_inherit_a_patched_environment(tmp_path,
     pool = run_notebooks.Scheduler(paths, timeout=120, jobs=2, start_with=1)
     try:
         monkeypatch.setenv("TFUL_PROBE", "patched later")
+        assert pool.limit == 1
         pool.widen()
+        assert pool.limit == 2
         runs = [pool.result(p) for p in paths]
     finally:
         pool.close()
     assert [r.error for r in runs] == [None, None], [r.error and r.error[0] for r in runs]
 
 
-def test_widen_lets_every_worker_run(tmp_path):
-    paths = [_notebook(tmp_path / f"nb{i}.ipynb", None) for i in range(2)]
+def test_cancel_starts_no_more_notebooks(tmp_path):
+    # pytest -x stopping in the unit tests must not wait for every notebook to run one by one
+    paths = [_notebook(tmp_path / f"nb{i}.ipynb", None) for i in range(3)]
     pool = run_notebooks.Scheduler(paths, timeout=120, jobs=2, start_with=1)
-    try:
-        assert pool.limit == 1
-        pool.widen()
-        assert pool.limit == 2
-        assert all(pool.result(p).error is None for p in paths)
-    finally:
-        pool.close()
+    pool.cancel()
+    pool.close()
+    started = [p for p in paths if not pool.futures[p.resolve()].cancelled()]
+    assert len(started) == 1 and pool.result(started[0]).error is None
