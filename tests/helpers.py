@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import yaml
@@ -28,3 +30,12 @@ def load_notebook(path: Path) -> dict:
 
 def budget(path: Path) -> float:
     return load_notebook(path)["metadata"]["tful"]["budget_seconds"]
+
+
+def book_extension():
+    """The book's Sphinx extension module (book/_ext/tful_book.py), for its helpers."""
+    spec = importlib.util.spec_from_file_location("tful_book", ROOT / "book" / "_ext" / "tful_book.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("tful_book", module)   # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return sys.modules["tful_book"]

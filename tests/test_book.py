@@ -16,7 +16,7 @@ import nbformat
 import pytest
 from bs4 import BeautifulSoup
 
-from tests.helpers import BOOK_BUDGET_SECONDS, BUILD, HTML, NOTEBOOKS, ROOT, budget, toc_files
+from tests.helpers import BOOK_BUDGET_SECONDS, BUILD, HTML, NOTEBOOKS, ROOT, book_extension, budget, toc_files
 
 NB_IDS = [p.name for p in NOTEBOOKS]
 DEBRIS = [
@@ -39,17 +39,6 @@ def built_book():
     assert result.returncode == 0, f"book build failed (full log: {log}):\n" \
         + (result.stdout + result.stderr)[-4000:]
     return HTML
-
-
-def book_extension():
-    """The book's Sphinx extension module (book/_ext/tful_book.py), for its helpers."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("tful_book", ROOT / "book" / "_ext" / "tful_book.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("tful_book", module)   # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return sys.modules["tful_book"]
 
 
 def _executed(path: Path):

@@ -9,29 +9,19 @@ the headline number itself.
 from __future__ import annotations
 
 import ast
-import importlib.util
 import json
 import re
-import sys
 import warnings
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import NOTEBOOKS, ROOT, load_notebook
+from tests.helpers import NOTEBOOKS, ROOT, book_extension, load_notebook
 
 HEADLINES = ROOT / "book" / "data" / "headlines.yml"
 
 
-def _extension():
-    spec = importlib.util.spec_from_file_location("tful_book", ROOT / "book" / "_ext" / "tful_book.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("tful_book", module)   # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return sys.modules["tful_book"]
-
-
-tb = _extension()
+tb = book_extension()
 ROWS = tb.load_headlines(HEADLINES)
 ROW_IDS = [f"{h.chapter[:2]}-{h.glue}" for h in ROWS]
 
