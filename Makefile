@@ -11,7 +11,7 @@ TORCH_INDEX ?=
 export TFUL_NO_PROGRESS := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: book test venv student grade sweep clean
+.PHONY: book test venv student grade sweep checkpoints clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ test: $(STAMP)
 # writes book/data/sweep.json, shown on the Results page.
 sweep: $(STAMP)
 	$(PY) -m tools.sweep
+
+# Not part of `make test`: train every full recipe on one thread per recipe, two recipes at a time,
+# and write checkpoints/<name>.safetensors with its card <name>.json (models.load ships them).
+# `make checkpoints NAME=gan` retrains one. CHECKPOINT_TIME
+checkpoints: $(STAMP)
+	$(PY) -m tools.checkpoints $(if $(NAME),--name $(NAME))
 
 student: $(STAMP)
 	$(PY) -m utils.student notebooks/*.ipynb --out _build/student

@@ -77,6 +77,7 @@ class ClusterGANConfig:
     cutout: int = 2
     r1_gamma: float = 0.0
     ema_decay: float | None = None
+    lr_schedule: str = "constant"
     seed: int = 0
 
     def __post_init__(self):

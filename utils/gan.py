@@ -32,7 +32,7 @@ from torch import nn
 from . import models, runtime
 from .augment import _diff_ops, diff_augment
 from .data import check_images
-from .train import check_finite, progress
+from .train import check_finite, progress, record_step
 from .transformer import Encoder, LearnedPositionalEncoding, PatchEncoder, PatchEncoderConfig, patches_to_image
 
 __all__ = [
@@ -53,6 +53,10 @@ __all__ = [
 def _check_positive_int(value, name: str) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+#: ``"constant"`` keeps both learning rates; ``"linear"`` decays them step by step to 0 at the end.
+LR_SCHEDULES = ("constant", "linear")
 
 
 def _check_training_fields(c) -> None:
@@ -79,6 +83,8 @@ def _check_training_fields(c) -> None:
         raise ValueError(f"r1_gamma must be >= 0, got {c.r1_gamma}")
     if c.ema_decay is not None and not 0.0 <= c.ema_decay < 1.0:
         raise ValueError(f"ema_decay must be None or in [0, 1), got {c.ema_decay}")
+    if c.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {c.lr_schedule!r}")
     if not isinstance(c.seed, int) or c.seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {c.seed!r}")
 
@@ -115,6 +121,7 @@ class GANConfig:
     cutout: int = 2
     r1_gamma: float = 0.0
     ema_decay: float | None = 0.99
+    lr_schedule: str = "constant"
     checkpoints: tuple[int, ...] = (1, 5, 10, 20, 30)
     seed: int = 0
 
@@ -355,6 +362,7 @@ def _adversarial_loop(gen: TransformerGenerator, disc: nn.Module, images: torch.
 
         n = len(images)
         n_batches = max(1, n // c.batch_size)  # drop the short last batch
+        total_steps = c.epochs * n_batches
         history: dict[str, list[float]] = defaultdict(list)
         snapshots: dict[int, dict] = {}
         for epoch in progress(range(c.epochs), desc=desc):
@@ -364,6 +372,11 @@ def _adversarial_loop(gen: TransformerGenerator, disc: nn.Module, images: torch.
             order = torch.randperm(n, generator=rng)
             for step in range(n_batches):
                 where = f"epoch {epoch}, step {step}"
+                if c.lr_schedule == "linear":
+                    factor = 1.0 - (epoch * n_batches + step) / total_steps
+                    for opt, base in ((opt_g, c.lr_g), (opt_d, c.lr_d)):
+                        for g in opt.param_groups:
+                            g["lr"] = base * factor
                 real = images[order[step * c.batch_size:(step + 1) * c.batch_size]]
                 b = len(real)
                 # 1. discriminator step: real up, fake down (one pass over both)
@@ -399,6 +412,7 @@ def _adversarial_loop(gen: TransformerGenerator, disc: nn.Module, images: torch.
                 opt_g.step()
                 if ema is not None:
                     ema.update(gen)
+                record_step(d_loss + g_loss)
             for k, v in sums.items():
                 history[k].append(v / n_batches)
             current = ema.model if ema is not None else gen

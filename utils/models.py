@@ -21,16 +21,24 @@ config then gives the same weights on every machine.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
+import json
+import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
 from torch import nn
 
-from . import runtime
+from . import checkpoints, runtime
+from . import train as train_mod
 
-__all__ = ["Recipe", "Trained", "register", "names", "recipe", "load"]
+__all__ = ["Recipe", "Trained", "register", "names", "recipe", "load", "check_shipped", "first_losses",
+           "TRAIN_MODES"]
 
 #: Which module registers which recipe (imported on first use, so ``load`` needs no import order).
 _PROVIDERS = {
@@ -60,11 +68,16 @@ class Recipe:
     train: Callable[[Any], tuple[nn.Module, dict[str, list[float]]]]
     summary: str
     version: int = 1
+    #: the full recipe (what ``make checkpoints`` trains and ships); ``default`` is the quick one
+    full: Any = None
 
     def __post_init__(self):
         if not dataclasses.is_dataclass(self.default) or isinstance(self.default, type):
             raise TypeError(f"recipe {self.name!r}: default must be a dataclass instance, "
                             f"got {type(self.default).__name__}")
+        if self.full is not None and type(self.full) is not type(self.default):
+            raise TypeError(f"recipe {self.name!r}: full must be a {type(self.default).__name__}, "
+                            f"got {type(self.full).__name__}")
         if not type(self.default).__dataclass_params__.frozen:
             raise TypeError(f"recipe {self.name!r}: the config dataclass "
                             f"{type(self.default).__name__} must be frozen")
@@ -79,6 +92,8 @@ class Trained:
     history: dict[str, list[float]]
     trained: bool          #: True if this call trained it (the cache was cold)
     train_seconds: float   #: how long training took when it was trained
+    origin: str = "trained"  #: "shipped" (the repository's checkpoint), "cache" or "trained" (now)
+    card: dict = field(default_factory=dict)  #: the shipped checkpoint's card (empty otherwise)
 
 
 def register(recipe: Recipe) -> Recipe:
@@ -105,31 +120,150 @@ def recipe(name: str) -> Recipe:
     return _RECIPES[name]
 
 
-def load(name: str, config: Any = None, *, verbose: bool = False) -> Trained:
-    """The trained model ``name`` (from the cache, or trained now), as a :class:`Trained`.
+TRAIN_MODES = ("quick", "full")
 
-    ``config`` defaults to the recipe's own; pass a modified copy
-    (``dataclasses.replace(models.recipe(name).default, seed=1)``) for a variant.
-    The model is a new object on every call, in eval mode, with
-    ``requires_grad`` off; call ``.requires_grad_(True)`` on it to fine-tune.
+
+def _train_mode(train: str | None) -> str | None:
+    mode = train if train is not None else (os.environ.get("TFUL_TRAIN", "").strip() or None)
+    if mode is not None and mode not in TRAIN_MODES:
+        source = "train" if train is not None else "$TFUL_TRAIN"
+        raise ValueError(f"{source} must be one of {TRAIN_MODES} (or unset), got {mode!r}")
+    return mode
+
+
+def _code_hash() -> str:
+    """A hash of every ``utils`` source file: the disk cache key of :func:`first_losses`."""
+    h = hashlib.sha256(torch.__version__.encode())
+    root = Path(__file__).resolve().parent
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:12]
+
+
+def first_losses(name: str, config: Any = None, n: int = checkpoints.FIRST_STEPS) -> list[float]:
+    """The losses of the first ``n`` optimiser steps of recipe ``name`` trained with today's code.
+
+    ``config`` defaults to the recipe's full config. Runs with the book's seeds on one
+    thread whatever ``$TFUL_SEED_OFFSET`` and ``$TFUL_TRAIN_THREADS`` say, and stops
+    after step ``n`` (a few seconds). Results are cached on disk, keyed by a hash of
+    every ``utils`` source file and torch's version.
+    """
+    from filelock import FileLock
+
+    r = recipe(name)
+    config = r.full if config is None else config
+    key = {"recipe": name, "version": r.version, "config": _jsonable(dataclasses.asdict(config)),
+           "n": n, "code": _code_hash()}
+    path = runtime.cache_dir() / f"first-losses-{name}-{runtime.config_hash(key)}.json"
+    with FileLock(str(path.with_suffix(".lock"))):
+        if path.exists():
+            return json.loads(path.read_text())["losses"]
+        with runtime.book_defaults(), train_mod.first_losses(n, stop=True) as losses:
+            with runtime.training():
+                r.train(config)
+        if len(losses) < n:
+            raise RuntimeError(f"recipe {name!r} took only {len(losses)} optimiser steps, fewer than {n}")
+        path.write_text(json.dumps({"key": key, "losses": losses}) + "\n")
+        return losses
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value))
+
+
+def check_shipped(name: str, *, reproduce: bool = True) -> str | None:
+    """Why the shipped checkpoint ``name`` cannot be used with today's code, or ``None`` if it can.
+
+    It can when its card names this recipe's version and full config, and (with
+    ``reproduce``) when today's code gives the same first losses as the card records,
+    within a relative tolerance of 1e-3 (another CPU may round differently). A
+    corrupt file raises :class:`~utils.checkpoints.CheckpointError`; it is never
+    passed over silently.
     """
     r = recipe(name)
-    config = r.default if config is None else config
-    if type(config) is not type(r.default):
+    card = checkpoints.read_card(name)
+    weights, _ = checkpoints.paths(name)
+    if card is None:
+        return f"there is no shipped {name} checkpoint ({weights} is missing)"
+    if r.full is None:
+        return f"the recipe {name!r} has no full config"
+    if card["recipe"] != name:
+        return f"the shipped {name} card names the recipe {card['recipe']!r}"
+    if card["version"] != r.version:
+        return (f"the shipped {name} checkpoint was made by version {card['version']} of its recipe; "
+                f"the code is at version {r.version}")
+    full = _jsonable(dataclasses.asdict(r.full))
+    if card["config"] != full:
+        changed = sorted(k for k in set(full) | set(card["config"])
+                         if full.get(k) != card["config"].get(k))
+        return f"the shipped {name} checkpoint was made with another full config (differs in {changed})"
+    if reproduce:
+        today = first_losses(name, r.full, len(card["first_losses"]))
+        if not np.allclose(today, card["first_losses"], rtol=1e-3, atol=1e-6):
+            return (f"the shipped {name} checkpoint was made by another version of the {_PROVIDERS[name]} "
+                    f"training code (first losses {_fmt(card['first_losses'])} on its card, "
+                    f"{_fmt(today)} today)")
+    return None
+
+
+def _fmt(values) -> str:
+    return "[" + ", ".join(f"{v:.5g}" for v in values) + "]"
+
+
+def _build(r: Recipe, config, state) -> nn.Module:
+    model = r.build(config)
+    model.load_state_dict(state)
+    model.eval().requires_grad_(False)
+    return model
+
+
+def load(name: str, config: Any = None, *, train: str | None = None, verbose: bool = False) -> Trained:
+    """The trained model ``name``, as a :class:`Trained`.
+
+    With no ``config`` and no ``train``, this is the **shipped** checkpoint (the full
+    recipe, trained by ``make checkpoints``), verified against its card and today's code
+    (:func:`check_shipped`). When it cannot be used, one line says why, and the quick
+    recipe is trained into the cache instead. ``train="quick"`` or ``"full"`` (or
+    ``$TFUL_TRAIN``) skips the shipped file and loads that recipe from the cache, training
+    it when it is not there. ``config`` (a modified copy of ``models.recipe(name).default``,
+    e.g. with another seed) is loaded from the cache or trained.
+
+    The model is a new object on every call, in eval mode, with ``requires_grad`` off;
+    call ``.requires_grad_(True)`` on it to fine-tune.
+    """
+    r = recipe(name)
+    mode = _train_mode(train)
+    if config is not None and type(config) is not type(r.default):
         raise TypeError(f"config for {name!r} must be a {type(r.default).__name__}, "
                         f"got {type(config).__name__}")
+    if config is None and mode is None and r.full is not None:
+        reason = check_shipped(name)
+        if reason is None:
+            state, card = checkpoints.read(name)
+            runtime._log_event(name=name, file=checkpoints.paths(name)[0].name, event="shipped",
+                               waited_seconds=0.0, train_seconds=card.get("train_seconds"))
+            if verbose:
+                print(f"loaded the shipped {name} checkpoint ({card.get('epochs', '?')} epochs)")
+            return Trained(model=_build(r, r.full, state), config=r.full,
+                           history=card.get("history", {}), trained=False,
+                           train_seconds=float(card.get("train_seconds", 0.0)), origin="shipped",
+                           card=card)
+        print(f"{reason}; using the quick recipe instead")
+    if config is None:
+        config = r.full if mode == "full" else r.default
+        if config is None:
+            raise ValueError(f"the recipe {name!r} has no full config")
 
-    def train():
+    def train_now():
         model, history = r.train(config)
         return model.state_dict(), {"history": _plain_history(history)}
 
     key = {"recipe": name, "version": r.version, "config": dataclasses.asdict(config)}
-    entry = runtime.cached(name, key, train, verbose=verbose)
-    model = r.build(config)
-    model.load_state_dict(entry.state)
-    model.eval().requires_grad_(False)
-    return Trained(model=model, config=config, history=entry.info.get("history", {}),
-                   trained=entry.trained, train_seconds=float(entry.info.get("train_seconds", 0.0)))
+    entry = runtime.cached(name, key, train_now, verbose=verbose)
+    return Trained(model=_build(r, config, entry.state), config=config,
+                   history=entry.info.get("history", {}), trained=entry.trained,
+                   train_seconds=float(entry.info.get("train_seconds", 0.0)),
+                   origin="trained" if entry.trained else "cache")
 
 
 def _plain_history(history: dict) -> dict[str, list[float]]:

@@ -29,6 +29,7 @@ __all__ = [
     "training_seed",
     "threads",
     "training",
+    "book_defaults",
     "cache_dir",
     "config_hash",
     "recipe_key",
@@ -174,6 +175,25 @@ def training(seed: int | None = None) -> Iterator[int | None]:
     """
     with threads(train_threads()), torch.enable_grad():
         yield None if seed is None else training_seed(seed)
+
+
+@contextmanager
+def book_defaults() -> Iterator[None]:
+    """Run a block with the book's own seeds on one training thread, whatever the sweep set.
+
+    Inside it ``$TFUL_SEED_OFFSET`` and ``$TFUL_TRAIN_THREADS`` are unset, so
+    :func:`training_seed` returns seeds as written and :func:`train_threads` is 1. Shipped
+    checkpoints are made and verified inside it: they are fixed artefacts, the same in a
+    sweep run as in a normal one.
+    """
+    names = ("TFUL_SEED_OFFSET", "TFUL_TRAIN_THREADS")
+    saved = {k: os.environ.pop(k) for k in names if k in os.environ}
+    try:
+        yield
+    finally:
+        for k in names:
+            os.environ.pop(k, None)
+        os.environ.update(saved)
 
 
 def progress_enabled() -> bool:

@@ -44,6 +44,7 @@ __all__ = [
     "nt_xent_reference",
     "random_token_mask",
     "masked_patch_loss",
+    "hidden_patch_mse",
     "ContrastiveEncoder",
     "MaskedEncoder",
     "MaskedModel",
@@ -184,6 +185,29 @@ def masked_patch_loss(model: MaskedModel, images: torch.Tensor, token_mask: torc
     err = ((pred - target) ** 2).mean(dim=-1)                   # (B, N)
     return (err * token_mask).sum() / token_mask.sum().clamp_min(1)
 
+
+
+@torch.no_grad()
+def hidden_patch_mse(model: MaskedModel, images, *, mask_ratio: float = 0.5, seed: int = 0,
+                     repeats: int = 4) -> float:
+    """:func:`masked_patch_loss` of ``model`` on ``images``, averaged over ``repeats`` fresh masks.
+
+    The masks come from a generator seeded with ``seed``, so the number is reproducible
+    and independent of the masks seen in training.
+    """
+    if not isinstance(model, MaskedModel):
+        raise TypeError(f"model must be a MaskedModel, got {type(model).__name__}")
+    if not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be a positive int, got {repeats!r}")
+    x = check_images(images, "images", numpy_ok=True).float()
+    gen = torch.Generator().manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    losses = [float(masked_patch_loss(model, x, random_token_mask(len(x), model.encoder.n_patches,
+                                                                  mask_ratio, generator=gen)))
+              for _ in range(repeats)]
+    model.train(was_training)
+    return float(np.mean(losses))
 
 # --------------------------------------------------------------------------- training
 #: The book's encoder: 4x4 patches (4 tokens + [CLS]) and 2 layers (see chapter 3 for why).

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -31,7 +32,8 @@ from torch import nn
 from . import runtime
 from .runtime import progress_enabled
 
-__all__ = ["progress", "check_finite", "lr_factor", "TrainConfig", "Trainer"]
+__all__ = ["progress", "check_finite", "lr_factor", "TrainConfig", "Trainer", "record_step",
+           "first_losses", "FirstLossesReached"]
 
 SCHEDULES = ("cosine", "constant")
 
@@ -53,6 +55,47 @@ def check_finite(value: torch.Tensor | float, where: str) -> float:
             f"loss became {x} at {where}; lower the learning rate or check the inputs for NaN"
         )
     return x
+
+
+class FirstLossesReached(Exception):
+    """Raised by :func:`record_step` inside ``first_losses(n, stop=True)`` after ``n`` steps."""
+
+
+_RECORDERS: list[tuple[list[float], int, bool]] = []
+
+
+@contextmanager
+def first_losses(n: int, *, stop: bool = False) -> Iterator[list[float]]:
+    """Record the losses of the first ``n`` optimiser steps of the training run inside the block.
+
+    Every training loop of the book calls :func:`record_step` after each step. The list
+    this yields fills with the first ``n`` losses; with ``stop=True`` training ends
+    after step ``n`` (the block then exits normally). This is how a shipped
+    checkpoint proves it comes from today's code: its card holds these losses, and
+    re-computing them takes a few steps instead of a whole run.
+    """
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    losses: list[float] = []
+    _RECORDERS.append((losses, n, stop))
+    try:
+        yield losses
+    except FirstLossesReached:
+        if not stop or len(losses) < n:
+            raise
+    finally:
+        _RECORDERS.pop()
+
+
+def record_step(loss: torch.Tensor | float) -> None:
+    """Report one optimiser step's loss to an enclosing :func:`first_losses` (no-op outside one)."""
+    if not _RECORDERS:
+        return
+    losses, n, stop = _RECORDERS[-1]
+    if len(losses) < n:
+        losses.append(float(loss.detach()) if torch.is_tensor(loss) else float(loss))
+    if stop and len(losses) >= n:
+        raise FirstLossesReached
 
 
 def lr_factor(step: int, total: int, warmup: int, schedule: str = "cosine") -> float:
@@ -204,6 +247,7 @@ class Trainer:
                         nn.utils.clip_grad_norm_(clip_params, c.grad_clip)
                     opt.step()
                     self.global_step += 1
+                    record_step(value)
                     sums["loss"] += value * len(idx)
                     for k, v in extras.items():
                         sums[k] += float(v) * len(idx)
