@@ -10,6 +10,8 @@ TORCH_INDEX ?=
 # Progress bars are for live notebooks; built pages and test logs stay clean.
 export TFUL_NO_PROGRESS := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
+# numba (UMAP) compiles its functions once into this folder instead of once per process
+export NUMBA_CACHE_DIR := $(CURDIR)/.cache/numba
 
 .PHONY: book test venv student grade sweep checkpoints clean
 

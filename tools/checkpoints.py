@@ -38,6 +38,11 @@ def make(name: str) -> dict:
     if r.full is None:
         raise ValueError(f"the recipe {name!r} has no full config")
     config = r.full
+    for dep in r.depends:
+        reason = models.check_shipped(dep)
+        if reason is not None:
+            raise RuntimeError(f"{name} starts from the shipped {dep} model, which cannot be used: {reason}; "
+                               f"run `make checkpoints NAME={dep}` first")
     with runtime.book_defaults():
         t0, c0 = time.perf_counter(), time.process_time()
         with train.first_losses(checkpoints.FIRST_STEPS) as losses, runtime.training():
@@ -68,8 +73,14 @@ def main(argv=None) -> None:
     if unknown:
         parser.error(f"no full recipe called {unknown}; choose from {shipped_names()}")
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(min(args.jobs, len(names))) as pool:
-        list(pool.map(make, names))
+    # recipes that start from another shipped model train after it
+    from utils import models
+
+    later = [n for n in names if models.recipe(n).depends]
+    for batch in ([n for n in names if n not in later], later):
+        if batch:
+            with ProcessPoolExecutor(min(args.jobs, len(batch))) as pool:
+                list(pool.map(make, batch))
     print(f"{len(names)} checkpoint(s) in {time.perf_counter() - t0:.0f} s")
 
 

@@ -37,6 +37,10 @@ CANDIDATES: dict[str, dict[str, dict]] = {
         "120 epochs": {"epochs": 120},
         "300 epochs": {"epochs": 300},
         "300 epochs, KL warm-up 30": {"epochs": 300, "warmup_epochs": 30},
+        "80 epochs": {"epochs": 80},
+        "160 epochs": {"epochs": 160},
+        "120 epochs, 8 latent dimensions": {"epochs": 120, "latent_dim": 8},
+        "200 epochs, 8 latent dimensions": {"epochs": 200, "latent_dim": 8},
     },
     "gan": {
         "quick": {},
@@ -45,6 +49,10 @@ CANDIDATES: dict[str, dict[str, dict]] = {
                                                    "lr_schedule": "linear", "ema_decay": 0.999},
         "300 epochs, linear lr decay, EMA 0.999": {"epochs": 300, "checkpoints": (300,),
                                                    "lr_schedule": "linear", "ema_decay": 0.999},
+        "150 epochs, linear lr decay": {"epochs": 150, "checkpoints": (150,), "lr_schedule": "linear"},
+        "300 epochs": {"epochs": 300, "checkpoints": (300,)},
+        "300 epochs, linear lr decay": {"epochs": 300, "checkpoints": (300,), "lr_schedule": "linear"},
+        "150 epochs, width 96": {"epochs": 150, "checkpoints": (150,), "d_model": 96, "d_ff": 192},
     },
     "digits-ssl-contrastive": {
         "quick": {},
@@ -55,6 +63,10 @@ CANDIDATES: dict[str, dict[str, dict]] = {
         "quick": {},
         "200 epochs": {"epochs": 200},
         "600 epochs": {"epochs": 600},
+    },
+    "dec": {
+        "quick": {},
+        "60 epochs": {"epochs": 60},
     },
     "clustergan": {
         "quick": {},
@@ -88,6 +100,11 @@ def score(model: str, trained) -> dict[str, float]:
         return {"kmeans_ari": ssl.evaluate_features(ssl.encode(m, x), y)["kmeans_ari"]}
     if model == "digits-ssl-masked":
         return {"hidden_mse": ssl.hidden_patch_mse(m, x, seed=123)}
+    if model == "dec":
+        from sklearn.metrics import adjusted_rand_score
+
+        pred = m.assignments(torch.tensor(x)).argmax(1).numpy()
+        return {"ari": float(adjusted_rand_score(y, pred)), "acc": float(cluster_accuracy(np.asarray(y), pred))}
     if model == "clustergan":
         from utils import clustergan
 

@@ -25,12 +25,14 @@ helps when the initial clusters (k-means on the pretrained features) are mostly 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import runtime
+from . import models, runtime
 from .augment import AugmentConfig
 from .augment import augment as augment_images
 from .data import check_images
@@ -44,6 +46,8 @@ __all__ = [
     "init_centroids",
     "DEC",
     "run_dec",
+    "DECConfig",
+    "DEC_CONFIG",
 ]
 
 
@@ -257,3 +261,61 @@ def run_dec(encoder: PatchEncoder, images, n_clusters: int = 10, *, epochs: int 
         history.update(evaluation)
     dec.eval()
     return dec, history
+
+
+# --------------------------------------------------------------------------- the shipped model
+@dataclass(frozen=True)
+class DECConfig:
+    """The DEC run of chapter 6: :func:`run_dec` from the encoder ``models.load(encoder)``.
+
+    ``encoder`` names the pretrained encoder it starts from (the shipped one when it can be
+    used, see :func:`utils.models.load`); the other fields are :func:`run_dec`'s arguments.
+    The digits' labels go in for the history's ARI and accuracy only.
+    """
+
+    encoder: str = "digits-ssl-contrastive"
+    n_clusters: int = 10
+    epochs: int = 30
+    batch_size: int = 256
+    lr: float = 3e-4
+    alpha: float = 1.0
+    scale: float = 3.0
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("n_clusters", "epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if not (self.lr > 0 and self.alpha > 0 and self.scale > 0):
+            raise ValueError(f"lr, alpha and scale must be positive, got {self.lr}, {self.alpha}, {self.scale}")
+
+
+def _encoder_config(name: str):
+    r = models.recipe(name)
+    return r.full if r.full is not None else r.default
+
+
+def _build_dec(config: DECConfig) -> DEC:
+    encoder = models.recipe(config.encoder).build(_encoder_config(config.encoder))
+    centroids = torch.zeros(config.n_clusters, encoder.feature_dim)
+    return DEC(encoder, centroids, alpha=config.alpha, scale=config.scale)
+
+
+def _train_dec(config: DECConfig) -> tuple[DEC, dict[str, list]]:
+    from . import data
+
+    images, labels = data.load_digits_images()
+    encoder = models.load(config.encoder).model
+    return run_dec(encoder, images, config.n_clusters, epochs=config.epochs,
+                   batch_size=config.batch_size, lr=config.lr, alpha=config.alpha,
+                   scale=config.scale, labels=labels, seed=config.seed, desc="DEC (digits)")
+
+
+#: The quick DEC run (chapter 6's live one starts from the same encoder)
+DEC_CONFIG = DECConfig()
+
+models.register(models.Recipe(
+    name="dec", default=DEC_CONFIG, build=_build_dec, train=_train_dec, depends=("digits-ssl-contrastive",),
+    summary="DEC (encoder and 10 centroids) trained from the contrastive digit encoder, all 1,797 digits",
+    full=replace(DEC_CONFIG, epochs=60)))

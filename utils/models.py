@@ -1,21 +1,24 @@
-"""One way to get a trained model: ``models.load(name, config=None)``.
+"""One way to get a trained model: ``models.load(name)``.
 
 Later chapters reuse models trained in earlier ones (the self-supervised digit
-encoder, the Transformer-VAE, the GANs, the feature network behind FID). Each
-model family registers a :class:`Recipe` here: a frozen dataclass config, a
-function that builds an untrained model from it, and a function that trains one.
-:func:`load` then
+encoders, DEC, the Transformer-VAE, the GANs, the feature network behind FID). Each
+model family registers a :class:`Recipe` here: a frozen dataclass config for a
+**quick** run (``default``, what a chapter trains live within its time budget) and one
+for a **full** run (``full``, what ``make checkpoints`` trains and the repository ships),
+a function that builds an untrained model from a config, and one that trains it.
+:func:`load` then returns
 
-* looks the model up in the checkpoint cache (:func:`utils.runtime.cached`), keyed
-  by everything that changes the weights: the whole config, the recipe's version,
-  torch's version, the training thread count and the seed offset;
-* or trains it on the CPU with pinned threads, under a file lock, so that two
-  notebooks asking at the same moment train it once;
-* and returns a :class:`Trained` with a *fresh* model object, so that no caller
-  can change the model another caller gets.
+* the **shipped** checkpoint (``checkpoints/<name>.safetensors``, see
+  :mod:`utils.checkpoints`) when its card names today's recipe version and full config
+  and today's code reproduces the first losses on the card (:func:`check_shipped`);
+* otherwise, or when asked (``train="quick"``/``"full"``, or ``$TFUL_TRAIN``), a model from
+  the checkpoint cache (:func:`utils.runtime.cached`), keyed by everything that changes
+  the weights: the whole config, the recipe's version, torch's version, the training
+  thread count and the seed offset; trained on the CPU with pinned threads, under a file
+  lock, when the cache does not hold it yet.
 
-Cached models always train on the CPU, whatever device is present: the same
-config then gives the same weights on every machine.
+It returns a :class:`Trained` with a *fresh* model object, so that no caller can change
+the model another caller gets, and says where the model came from (``origin``).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ _PROVIDERS = {
     "feature-net": "utils.feature_net",
     "gan": "utils.gan",
     "clustergan": "utils.clustergan",
+    "dec": "utils.dec",
 }
 _RECIPES: dict[str, Recipe] = {}
 
@@ -70,6 +74,8 @@ class Recipe:
     version: int = 1
     #: the full recipe (what ``make checkpoints`` trains and ships); ``default`` is the quick one
     full: Any = None
+    #: recipes whose model ``train`` loads (their origin is part of this recipe's cache key)
+    depends: tuple[str, ...] = ()
 
     def __post_init__(self):
         if not dataclasses.is_dataclass(self.default) or isinstance(self.default, type):
@@ -210,6 +216,13 @@ def _fmt(values) -> str:
     return "[" + ", ".join(f"{v:.5g}" for v in values) + "]"
 
 
+def _origin_key(name: str) -> str:
+    """What ``models.load(name)`` returns, as a cache key: the shipped file's SHA-256, or "quick"."""
+    if _train_mode(None) is None and recipe(name).full is not None and check_shipped(name) is None:
+        return checkpoints.read_card(name)["sha256"]
+    return f"{_train_mode(None) or 'quick'}"
+
+
 def _build(r: Recipe, config, state) -> nn.Module:
     model = r.build(config)
     model.load_state_dict(state)
@@ -259,6 +272,8 @@ def load(name: str, config: Any = None, *, train: str | None = None, verbose: bo
         return model.state_dict(), {"history": _plain_history(history)}
 
     key = {"recipe": name, "version": r.version, "config": dataclasses.asdict(config)}
+    if r.depends:
+        key["depends"] = {d: _origin_key(d) for d in r.depends}
     entry = runtime.cached(name, key, train_now, verbose=verbose)
     return Trained(model=_build(r, config, entry.state), config=config,
                    history=entry.info.get("history", {}), trained=entry.trained,

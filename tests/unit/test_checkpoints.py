@@ -142,3 +142,32 @@ def test_first_losses_stops_after_n_steps():
     with pytest.raises(ValueError, match="positive int"):
         with train.first_losses(0):
             pass
+
+
+# --------------------------------------------------------------------------- the shipped files
+SHIPPED = make_tool.shipped_names()
+
+
+def test_every_full_recipe_is_shipped_and_all_fit_in_20_mb():
+    missing = [n for n in SHIPPED if not checkpoints.paths(n)[0].exists()]
+    assert not missing, f"no shipped checkpoint for {missing}; run `make checkpoints NAME=<name>`"
+    total = sum(checkpoints.paths(n)[0].stat().st_size for n in SHIPPED)
+    assert total <= 20e6, f"the shipped checkpoints take {total / 1e6:.1f} MB, more than 20 MB"
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_card_matches_todays_recipe(name):
+    reason = models.check_shipped(name, reproduce=False)
+    assert reason is None, f"{reason}; run `make checkpoints NAME={name}`"
+    state, card = checkpoints.read(name)       # the SHA-256 matches and the file is safetensors
+    model = models.recipe(name).build(models.recipe(name).full)
+    model.load_state_dict(state)               # every tensor, no more, no fewer
+    assert card["train_threads"] == 1 and card["metrics"] and card["history"]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_checkpoint_comes_from_todays_code(name, tmp_path, monkeypatch):
+    """Re-train the first steps of the full recipe and compare the losses with the card's."""
+    monkeypatch.setenv("TFUL_CACHE", str(tmp_path))      # compute them now, not from a cache
+    reason = models.check_shipped(name)
+    assert reason is None, f"{reason}; run `make checkpoints NAME={name}`"

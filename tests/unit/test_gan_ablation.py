@@ -10,10 +10,14 @@ def load():
 
 
 def test_ablation_is_fresh():
+    from tools.first_steps import stale
+
     data = load()
+    rerun = "rerun `python -m tools.gan_ablation --jobs 2` and commit the file"
     assert data["fingerprint"] == gan_ablation.fingerprint(), (
-        "book/data/gan_ablation.json was made with other GAN code or another config: "
-        "rerun `python -m tools.gan_ablation --jobs 2` and commit the file")
+        f"book/data/gan_ablation.json was made with another design or version of tools/gan_ablation.py: {rerun}")
+    changed = stale(data.get("first_losses", {}), gan_ablation.first_losses())
+    assert not changed, f"book/data/gan_ablation.json: today's code trains {changed} differently: {rerun}"
 
 
 def test_ablation_is_complete():

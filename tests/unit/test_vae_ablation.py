@@ -10,9 +10,14 @@ def load():
 
 
 def test_ablation_is_fresh():
-    assert load()["fingerprint"] == vae_ablation.fingerprint(), (
-        "book/data/vae_ablation.json was made with other VAE code or another config: "
-        "rerun `python -m tools.vae_ablation --jobs 2` and commit the file")
+    from tools.first_steps import stale
+
+    data = load()
+    rerun = "rerun `python -m tools.vae_ablation --jobs 2` and commit the file"
+    assert data["fingerprint"] == vae_ablation.fingerprint(), (
+        f"book/data/vae_ablation.json was made with another design or version of tools/vae_ablation.py: {rerun}")
+    changed = stale(data.get("first_losses", {}), vae_ablation.first_losses())
+    assert not changed, f"book/data/vae_ablation.json: today's code trains {changed} differently: {rerun}"
 
 
 def test_ablation_is_complete():
