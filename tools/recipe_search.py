@@ -58,6 +58,9 @@ CANDIDATES: dict[str, dict[str, dict]] = {
         "quick": {},
         "300 epochs": {"epochs": 300},
         "600 epochs": {"epochs": 600},
+        "1200 epochs": {"epochs": 1200},
+        "600 epochs, temperature 0.2": {"epochs": 600, "temperature": 0.2},
+        "600 epochs, batch 256": {"epochs": 600, "batch_size": 256},
     },
     "digits-ssl-masked": {
         "quick": {},
@@ -71,6 +74,8 @@ CANDIDATES: dict[str, dict[str, dict]] = {
     "clustergan": {
         "quick": {},
         "100 epochs, linear lr decay": {"epochs": 100, "lr_schedule": "linear"},
+        "100 epochs": {"epochs": 100},
+        "200 epochs, linear lr decay": {"epochs": 200, "lr_schedule": "linear"},
     },
 }
 
@@ -80,6 +85,15 @@ def candidate_config(model: str, name: str):
 
     base = models.recipe(model).default
     return dataclasses.replace(base, **CANDIDATES[model][name])
+
+
+def candidate_first_losses(model: str, name: str) -> list[float]:
+    """The first optimiser steps' losses of a candidate (see :mod:`tools.first_steps`)."""
+    from tools.first_steps import first_losses
+    from utils import models
+
+    config = candidate_config(model, name)
+    return first_losses(lambda: models.recipe(model).train(config))
 
 
 def score(model: str, trained) -> dict[str, float]:
@@ -95,6 +109,11 @@ def score(model: str, trained) -> dict[str, float]:
         gen = m.generator if model == "gan" else m
         samples = gen.sample(1000, generator=torch.Generator().manual_seed(1))
         return {"fid": feature_net.digits_fid(samples), "is": feature_net.digits_inception_score(samples)}
+    if model == "feature-net":
+        _, x_test, _, y_test = data.digits_split()
+        with torch.no_grad():
+            pred = m(torch.tensor(x_test)).argmax(1).numpy()
+        return {"test_acc": float((pred == y_test).mean())}
     x, y = data.load_digits_images()
     if model == "digits-ssl-contrastive":
         return {"kmeans_ari": ssl.evaluate_features(ssl.encode(m, x), y)["kmeans_ari"]}
@@ -115,19 +134,20 @@ def score(model: str, trained) -> dict[str, float]:
 
 def run_one(job: tuple[str, str]) -> dict:
     os.environ.setdefault("TFUL_NO_PROGRESS", "1")
-    from utils import models, runtime
+    from tools.first_steps import N as FIRST_STEPS
+    from utils import models, runtime, train
 
     model, name = job
     config = candidate_config(model, name)
     t0 = time.process_time()
-    with runtime.training():
+    with runtime.book_defaults(), train.first_losses(FIRST_STEPS) as losses, runtime.training():
         net, history = models.recipe(model).train(config)
     cpu = time.process_time() - t0
     with runtime.threads(1):
         metrics = score(model, net)
     row = {"model": model, "candidate": name, "changes": {k: list(v) if isinstance(v, tuple) else v
                                                           for k, v in CANDIDATES[model][name].items()},
-           "epochs": config.epochs, "train_cpu_seconds": round(cpu, 1), **metrics,
+           "epochs": config.epochs, "train_cpu_seconds": round(cpu, 1), **metrics, "first_losses": losses,
            "history_tail": {k: v[-3:] for k, v in history.items()}}
     print(json.dumps({k: row[k] for k in row if k != "history_tail"}), flush=True)
     return row
@@ -137,10 +157,15 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", action="append", help="a model name (repeatable)")
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--again", action="store_true", help="re-run candidates the file already holds")
     args = parser.parse_args(argv)
     old = json.loads(OUT.read_text()) if OUT.exists() else {"runs": []}
-    jobs = [(m, n) for m, cands in CANDIDATES.items() if not args.only or m in args.only for n in cands]
     done = {(r["model"], r["candidate"]): r for r in old["runs"]}
+    for (model, name), row in done.items():   # runs recorded before the file held first losses
+        if "first_losses" not in row and name in CANDIDATES.get(model, {}):
+            row["first_losses"] = candidate_first_losses(model, name)
+    jobs = [(m, n) for m, cands in CANDIDATES.items() if not args.only or m in args.only for n in cands
+            if args.again or (m, n) not in done]
     with ProcessPoolExecutor(args.jobs) as pool:
         for row in pool.map(run_one, jobs):
             done[(row["model"], row["candidate"])] = row

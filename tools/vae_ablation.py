@@ -7,8 +7,8 @@ recipe's seed, on one thread. The two corner cases are the chapter's own runs: t
 collapsing run (no cure) and the cached VAE (all three), so they are not repeated here.
 The histories go to ``book/data/vae_ablation.json`` with a hash of the design (:func:`fingerprint`)
 and the losses of each variant's first optimiser steps (:func:`first_losses`);
-``tests/unit/test_vae_ablation.py`` fails when the file is stale. It moves about a minute of training out of the chapter's
-time budget.
+``tests/unit/test_vae_ablation.py`` fails when the file is stale. It moves about a minute of
+training out of the chapter's time budget.
 
 Run ``python -m tools.vae_ablation`` (``--jobs 2`` runs two variants at once).
 """

@@ -323,6 +323,10 @@ def _digits_images() -> np.ndarray:
     return data.load_digits_images()[0]
 
 
+#: epochs of the full recipes (``make checkpoints``); the quick ones train 100 and 20
+FULL_EPOCHS = {"contrastive": 600, "masked": 600}
+
+
 def _recipe(objective: str) -> models.Recipe:
     def check(config: SSLConfig) -> SSLConfig:
         if config.objective != objective:
@@ -338,8 +342,9 @@ def _recipe(objective: str) -> models.Recipe:
 
     what = ("the ContrastiveEncoder" if objective == "contrastive"
             else "the MaskedModel (MaskedEncoder in .encoder, pixel decoder in .decoder)")
+    full = replace(default_config(objective), epochs=FULL_EPOCHS[objective])
     return models.Recipe(name=f"digits-ssl-{objective}", default=default_config(objective),
-                         build=build, train=train,
+                         build=build, train=train, full=full,
                          summary=f"{what}, pretrained on all 1,797 digits without labels")
 
 

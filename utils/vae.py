@@ -19,7 +19,7 @@ The loss is the negative ELBO with two cures for posterior collapse: a KL weight
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import nn
@@ -328,4 +328,5 @@ def _train_digits(config: VAEConfig) -> tuple[TransformerVAE, dict[str, list[flo
 
 models.register(models.Recipe(
     name="vae", default=VAE_CONFIG, build=TransformerVAE, train=_train_digits,
-    summary="the Transformer-VAE trained on the digits train split (categorical likelihood)"))
+    summary="the Transformer-VAE trained on the digits train split (categorical likelihood)",
+    full=replace(VAE_CONFIG, epochs=120)))
