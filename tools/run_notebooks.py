@@ -148,10 +148,9 @@ def store(run: Run) -> None:
 def expected_seconds(path: Path) -> float:
     """Cold time of the last build, else the notebook's budget (used to start the longest first)."""
     try:
-        last = json.loads(RESULTS.read_text())[path.stem]
-    except (OSError, KeyError, ValueError):
-        last = {}
-    record = Record.from_dict(last.get("record")) if isinstance(last, dict) else None
+        record = Record.from_dict(json.loads(RESULTS.read_text())[path.stem]["record"])
+    except (OSError, KeyError, TypeError, ValueError):  # no build yet, or one by another version
+        record = None
     return record.cold_seconds if record is not None else budget(path) or 60.0
 
 
@@ -216,16 +215,18 @@ class Scheduler:
             job.add_done_callback(lambda job, path=path: self._finished(path, job))
 
     def _finished(self, path: Path, job: Future) -> None:
-        if self.on_finish is not None:
-            self.on_finish(path, job)
-        with self.lock:
-            self.running -= 1
-            self.done.add(path.stem)
-            self._fill()
-        if job.exception() is not None:
-            self.futures[path].set_exception(job.exception())
-        else:
-            self.futures[path].set_result(job.result())
+        try:
+            if self.on_finish is not None:
+                self.on_finish(path, job)
+        finally:  # a failing report must not leave the batch waiting for this notebook forever
+            with self.lock:
+                self.running -= 1
+                self.done.add(path.stem)
+                self._fill()
+            if job.exception() is not None:
+                self.futures[path].set_exception(job.exception())
+            else:
+                self.futures[path].set_result(job.result())
 
     def widen(self) -> None:
         """Use every worker from now on."""

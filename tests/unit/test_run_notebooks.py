@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import nbformat
@@ -102,3 +103,19 @@ def test_make_book_output_progress_summary_and_a_failure_in_one_line(tmp_path, m
     assert run_notebooks.main([str(good)]) == 0
     assert capsys.readouterr().out.splitlines() == [
         "up to date: 1 notebook(s) whose outputs are cached (--force executes them again)"]
+
+
+def test_longest_first_uses_the_last_builds_cold_time_else_the_budget(tmp_path, monkeypatch):
+    results = tmp_path / "results.json"
+    monkeypatch.setattr(run_notebooks, "RESULTS", results)
+    path = _cells(tmp_path / "nb.ipynb", "x = 1")
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata["tful"] = {"budget_seconds": 45}
+    nbformat.write(nb, path)
+    assert run_notebooks.expected_seconds(path) == 45.0                       # no build yet
+    record = run_record.Record.from_events(10.0, [{"name": "vae", "file": "vae-1.pt", "event": "loaded",
+                                                   "waited_seconds": 2.0, "train_seconds": 30.0}])
+    results.write_text(json.dumps({"nb": {"record": record.to_dict()}}))
+    assert run_notebooks.expected_seconds(path) == 38.0                       # 10 - 2 + 30
+    results.write_text(json.dumps({"nb": {"record": {**record.to_dict(), "models": [{"file": 1}]}}}))
+    assert run_notebooks.expected_seconds(path) == 45.0                       # unreadable: the budget
