@@ -38,7 +38,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.run_record import Record, budget, failure_line, read_events, tful_metadata, utils_sha
+from tools.run_record import Record, budget, failure_line, plain, read_events, tful_metadata, utils_sha
 
 ROOT = Path(__file__).resolve().parent.parent
 JUPYTER_CACHE = ROOT / "_build" / ".jupyter_cache"
@@ -291,12 +291,9 @@ class Progress:
 
 def report(run: Run) -> Path:
     """Write a failed run's full traceback to ``_build/reports/<notebook>.log``; returns the path."""
-    from tools.run_record import plain
-
-    summary, trace, cell = run.error
     REPORTS.mkdir(parents=True, exist_ok=True)
     path = REPORTS / f"{run.name}.log"
-    path.write_text(f"{run.path}, cell {cell + 1}: {plain(summary)}\n\n{plain(trace)}\n")
+    path.write_text(f"{run.path}: {run.failure()}\n\n{plain(run.error[1])}\n")
     return path
 
 
