@@ -27,7 +27,7 @@ import nbmake.pytest_items
 from nbmake.nb_result import NotebookError, NotebookResult
 from nbmake.nb_run import NotebookRun
 
-from tools import run_notebooks
+from tools import run_notebooks, run_record
 
 # Test logs stay free of progress bars, however pytest is started.
 os.environ.setdefault("TFUL_NO_PROGRESS", "1")
@@ -65,11 +65,11 @@ class PooledRun(NotebookRun):
         nb = nbformat.reads(run.nb_json, as_version=4)
         if run.error is not None:
             return NotebookResult(nb, NotebookError(*run.error))
-        limit = run_notebooks.budget(nb)
-        working = run.seconds - run.waited_seconds  # the book test adds models cached before this run
+        limit = run_record.budget(nb)
+        working = run.record.working_seconds  # the book test adds models cached before this run
         if limit is not None and working > limit:
-            summary = (f"{Path(self.filename).name} worked {working:.0f} s ({run.seconds:.0f} s wall, "
-                       f"{run.state}), over its {limit} s budget")
+            summary = (f"{Path(self.filename).name} worked {working:.0f} s ({run.record.execution_seconds:.0f} s "
+                       f"wall, {run.record.state}), over its {limit:.0f} s budget")
             return NotebookResult(nb, NotebookError(summary, summary, 0))
         if Path(self.filename).resolve().parent == run_notebooks.ROOT / "notebooks":
             run_notebooks.store(run)  # the book's own chapters only, never a submission

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import sys
 from pathlib import Path
 
 import yaml
 
+from tools import run_record
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 BUILD = ROOT / "_build"
 HTML = BUILD / "html"
-BOOK_BUDGET_SECONDS = 600
 
 
 def toc_files() -> list[str]:
@@ -29,13 +30,15 @@ def load_notebook(path: Path) -> dict:
 
 
 def budget(path: Path) -> float:
-    return load_notebook(path)["metadata"]["tful"]["budget_seconds"]
+    """The notebook's budget (:func:`tools.run_record.budget`); every chapter must declare one."""
+    value = run_record.budget(path)
+    assert value is not None, f"{path.name} declares no budget: set metadata.tful.budget_seconds"
+    return value
 
 
-def book_extension():
-    """The book's Sphinx extension module (book/_ext/tful_book.py), for its helpers."""
-    spec = importlib.util.spec_from_file_location("tful_book", ROOT / "book" / "_ext" / "tful_book.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("tful_book", module)   # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return sys.modules["tful_book"]
+def book_extension(module: str = "tful_book"):
+    """A module of the book's Sphinx extension (book/_ext/<module>.py), for its helpers."""
+    folder = str(ROOT / "book" / "_ext")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)   # as Sphinx does for the book's local extensions
+    return importlib.import_module(module)

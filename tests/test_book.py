@@ -16,7 +16,8 @@ import nbformat
 import pytest
 from bs4 import BeautifulSoup
 
-from tests.helpers import BOOK_BUDGET_SECONDS, BUILD, HTML, NOTEBOOKS, ROOT, book_extension, budget, toc_files
+from tests.helpers import BUILD, HTML, NOTEBOOKS, ROOT, book_extension, budget, toc_files
+from tools import run_record
 
 NB_IDS = [p.name for p in NOTEBOOKS]
 DEBRIS = [
@@ -117,22 +118,24 @@ def test_the_book_build_executed_no_notebook(built_book):
 
 def test_results_json_lists_every_notebook(built_book):
     results = json.loads((BUILD / "results.json").read_text())
-    cold = book_extension().book_cold_times(results)
+    records = run_record.records(results)
+    cold = run_record.book_cold_times(records)
     assert cold is not None, "a notebook was not executed by the notebook runner"
     for path in NOTEBOOKS:
         assert path.stem in results, f"{path.stem} missing from results.json"
-        entry = results[path.stem]
+        entry, record = results[path.stem], records[path.stem]
         assert entry["seconds"] is not None and entry["seconds"] > 0
-        assert entry["state"] in ("cold", "warm", "mixed", "none"), entry["state"]
+        assert record.state in ("cold", "warm", "mixed", "none"), record.state
         assert entry["metrics"], f"{path.stem} glued no numeric metric"
-        assert 0 < cold[path.stem] <= entry["cold_seconds"] + 0.05  # both from times rounded to 0.01 s
+        assert 0 < cold[path.stem] <= record.cold_seconds + 0.05  # both from times rounded to 0.01 s
         assert cold[path.stem] <= budget(path), \
             f"{path.stem} takes {cold[path.stem]:.0f} s in a cold book run, over its {budget(path)} s budget"
     # a cold batch (a fresh clone): the wall time of the parallel run; otherwise the time of a
     # cold run one notebook after another, which is longer
-    wall = book_extension().book_cold_wall_seconds(results)
+    wall = run_record.book_cold_wall_seconds(records)
     total = wall if wall is not None else sum(cold.values())
-    assert total <= BOOK_BUDGET_SECONDS, f"the book takes {total:.0f} s to execute cold, over 10 minutes"
+    assert total <= run_record.BOOK_BUDGET_SECONDS, \
+        f"the book takes {total:.0f} s to execute cold, over its {run_record.BOOK_BUDGET_SECONDS} s budget"
 
 
 def _results_page(html_root: Path) -> BeautifulSoup:
@@ -141,7 +144,7 @@ def _results_page(html_root: Path) -> BeautifulSoup:
 
 def test_every_headline_number_is_in_the_build(built_book):
     """A headline whose chapter was not built, or whose glue name the chapter lost, fails here."""
-    ext = book_extension()
+    ext = book_extension("tful_headlines")
     results = json.loads((BUILD / "results.json").read_text())
     for h in ext.load_headlines(ROOT / ext.HEADLINES):
         assert h.chapter in results, (f"book/data/headlines.yml lists {h.chapter}/{h.glue}, but "
@@ -160,7 +163,7 @@ def test_every_headline_number_is_in_the_build(built_book):
 
 
 def test_results_page_headline_tables(built_book):
-    ext = book_extension()
+    ext = book_extension("tful_headlines")
     headlines = ext.load_headlines(ROOT / ext.HEADLINES)
     soup = _results_page(built_book)
     tables = soup.select("table.results-headlines")
@@ -192,16 +195,19 @@ def test_results_page_figures(built_book):
 
 def test_results_page_timing(built_book):
     results = json.loads((BUILD / "results.json").read_text())
-    text = _results_page(built_book).select_one("table.results-timing").get_text(" ")
+    records = run_record.records(results)
+    table = _results_page(built_book).select_one("table.results-timing")
+    text = table.get_text(" ")
     for path in NOTEBOOKS:
-        assert results[path.stem]["title"] in text, f"{results[path.stem]['title']} is not in the run-time table"
-        entry = results[path.stem]
-        assert entry["warm_seconds"] is not None, (
-            f"{path.stem}: no warm time (executed by {entry['executed_by']}; without the notebook runner's "
-            "run record, or with a trained model whose training time is unknown, it cannot be given)")
-        assert 0 <= entry["warm_seconds"] <= entry["cold_seconds"] + 0.05
-        assert entry["warm_derived"] == bool(entry["trained"]), path.stem
-    assert "derived" in text or not any(results[p.stem]["trained"] for p in NOTEBOOKS)
+        entry, record = results[path.stem], records[path.stem]
+        assert entry["title"] in text, f"{entry['title']} is not in the run-time table"
+        assert record is not None, (f"{path.stem}: executed by {entry['executed_by']}, without the notebook "
+                                    "runner's run record, so it has no cold or warm time")
+        assert 0 <= record.warm_seconds <= record.cold_seconds + 0.05
+        row = next(r for r in table.select("tbody tr") if entry["title"] in r.get_text(" "))
+        for line in record.origin_lines():   # where its models came from: shipped, cache, trained now
+            assert line in row.get_text(" "), f"{path.stem}: {line!r} is not in its row of the run-time table"
+    assert "derived" in text or not any(r.trained for r in records.values())
 
 
 def test_results_page_long_lists_are_collapsed(built_book):

@@ -8,15 +8,17 @@ the Sphinx build that follows finds every notebook in the cache and executes non
   to ``cores // jobs`` threads through its environment, and training loops pin their
   own count (:func:`utils.runtime.train_threads`), so two kernels never fight for the
   same core. A model that two notebooks need is trained once: the cache holds a
-  file lock while it trains (:func:`utils.runtime.cached`).
-* **Cold or warm.** Each kernel appends what it trained and what it loaded to a log
-  (``TFUL_RUN_LOG``). Every run records its wall time, the time it spent waiting for
-  another notebook's training, and ``cold_seconds``: the time it would take alone on an
-  empty cache (its working time plus the recorded training time of every model it
-  loaded). The book's Results page turns these into each notebook's time in a cold run
-  of the whole book, which the budgets are checked against.
+  file lock while it trains (:func:`utils.runtime.cached`). Kernels talk to the runner
+  over IPC sockets in a private folder, not over TCP.
+* **A run record.** Each kernel logs every model it gets and where from (shipped, the
+  cache, or trained now) to ``TFUL_RUN_LOG``; the run's :class:`tools.run_record.Record`
+  (wall time, waits, models, cold and warm times) is stored in the cache beside the
+  executed notebook, and the book's Results page reads it back.
 * **Longest first.** Notebooks are started in order of their cold time in the last
   build (``_build/results.json``), or of their budget when there is none.
+* **What it prints.** A line as each notebook starts and finishes (how many are done and
+  what still runs), a failed notebook's cell and error in one line (its full traceback in
+  ``_build/reports/``), and a summary table at the end.
 
 Run ``python -m tools.run_notebooks notebooks/*.ipynb`` to execute and cache them.
 """
@@ -31,24 +33,17 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+
+from tools.run_record import Record, budget, failure_line, plain, read_events, tful_metadata, utils_sha
 
 ROOT = Path(__file__).resolve().parent.parent
 JUPYTER_CACHE = ROOT / "_build" / ".jupyter_cache"
 RESULTS = ROOT / "_build" / "results.json"
-RUNNER = "tools.run_notebooks"  # recorded in the cache, so the book can tell who executed a notebook
-
-
-def utils_sha() -> str:
-    """A hash of the ``utils`` package's source: outputs made with other code are stale."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for path in sorted((ROOT / "utils").rglob("*.py")):
-        h.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return h.hexdigest()[:16]
+REPORTS = ROOT / "_build" / "reports"  # full tracebacks of failed notebooks
 
 
 def default_jobs(n_notebooks: int) -> int:
@@ -69,69 +64,29 @@ def kernel_env(jobs: int) -> dict[str, str]:
             "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
 
 
-def budget(nb) -> float | None:
-    return nb.metadata.get("tful", {}).get("budget_seconds")
-
-
 @dataclass
 class Run:
-    """One notebook's execution: the notebook with outputs, an error or None, and timings."""
+    """One notebook's execution: the notebook with outputs, an error or None, and its run record."""
 
     path: str
     nb_json: str
-    error: tuple[str, str, int] | None  # (summary, trace, failing cell index)
-    seconds: float
-    events: list[dict] = field(default_factory=list)
-    started: float = 0.0  # time.time() when the notebook started
+    error: tuple[str, str, int] | None  # (summary, trace, failing cell index), as nbmake's NotebookError
+    record: Record
 
     @property
-    def trained(self) -> list[str]:
-        return sorted({e["file"] for e in self.events if e["event"] == "trained"})
+    def name(self) -> str:
+        return Path(self.path).stem
 
-    @property
-    def loaded(self) -> list[str]:
-        return sorted({e["file"] for e in self.events if e["event"] == "loaded"} - set(self.trained))
-
-    @property
-    def waited_seconds(self) -> float:
-        return sum(e.get("waited_seconds", 0.0) for e in self.events)
-
-    @property
-    def loaded_train_seconds(self) -> dict[str, float]:
-        """For each model it loaded, how long that model took to train."""
-        out: dict[str, float] = {}
-        for e in self.events:
-            if e["event"] == "loaded" and e["file"] in self.loaded:
-                out.setdefault(e["file"], float(e.get("train_seconds") or 0.0))
-        return out
-
-    @property
-    def cold_seconds(self) -> float:
-        """Wall time as if this notebook had run alone on an empty cache, training every model it uses."""
-        return self.seconds - self.waited_seconds + sum(self.loaded_train_seconds.values())
-
-    @property
-    def state(self) -> str:
-        """``cold``: trained every model it used; ``warm``: loaded them all; ``mixed``; ``none``: uses none."""
-        if self.trained and self.loaded:
-            return "mixed"
-        return "cold" if self.trained else "warm" if self.loaded else "none"
-
-    def record(self) -> dict:
-        """What the cache stores next to the executed notebook (read by the book's Results page)."""
-        return {"execution_seconds": round(self.seconds, 2), "runner": RUNNER,
-                "cold_seconds": round(self.cold_seconds, 2), "state": self.state,
-                "trained": self.trained, "loaded": self.loaded,
-                "loaded_train_seconds": {k: round(v, 2) for k, v in self.loaded_train_seconds.items()},
-                "waited_seconds": round(self.waited_seconds, 2), "jobs": int(os.environ.get("TFUL_RUN_JOBS", 1)),
-                "utils_sha": utils_sha(), "run_id": os.environ.get("TFUL_RUN_ID"),
-                "started": self.started, "finished": self.started + self.seconds}
+    def failure(self) -> str:
+        """The failure in one line: cell, line and error."""
+        return "" if self.error is None else failure_line(*self.error)
 
 
 def execute(path: str, timeout: int, env: dict[str, str]) -> Run:
-    """Execute one notebook (in a worker process) with nbmake's runner; never raises for cell errors.
+    """Execute one notebook (in a worker process); never raises for an error in a cell.
 
     ``env`` is the kernel's whole environment: it replaces the worker's, whatever that inherited.
+    The kernel talks to this process over IPC (Unix sockets in a private folder), not TCP.
     """
     os.environ.clear()
     os.environ.update(env)
@@ -139,23 +94,43 @@ def execute(path: str, timeout: int, env: dict[str, str]) -> Run:
     # (e.g. MPLBACKEND=Agg set by a test) would silently drop every figure
     os.environ.pop("MPLBACKEND", None)
     import nbformat
-    from nbmake.nb_run import NotebookRun
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+    from traitlets.config import Config
 
-    with tempfile.NamedTemporaryFile("r", suffix=".jsonl", delete=False) as log:
-        os.environ["TFUL_RUN_LOG"] = log.name
-    try:
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+    current = [-1]  # index of the cell running now
+
+    def on_cell_start(cell, cell_index):
+        current[0] = cell_index
+
+    code = utils_sha()
+    with tempfile.TemporaryDirectory(prefix="tful-kernel-") as private:
+        config = Config()
+        config.KernelManager.transport = "ipc"
+        config.KernelManager.ip = str(Path(private) / "kernel")  # sockets kernel-1, kernel-2, …
+        log = Path(private) / "run-log.jsonl"
+        os.environ["TFUL_RUN_LOG"] = str(log)
+        client = NotebookClient(nb, timeout=timeout, config=config, on_cell_start=on_cell_start,
+                                record_timing=False,  # timestamps would change the cache's hash
+                                kernel_name=nb.metadata.get("kernelspec", {}).get("name", "python3"))
+        error = None
         started, start = time.time(), time.perf_counter()
-        result = NotebookRun(Path(path), timeout).execute()
+        try:
+            client.execute(cwd=str(Path(path).parent))
+        except CellExecutionError as err:  # its text holds the cell's source and the traceback
+            error = (": ".join(filter(None, [err.ename, err.evalue])), str(err), current[0])
+        except (CellTimeoutError, DeadKernelError) as err:
+            message = str(err).strip() or type(err).__name__
+            error = (f"{type(err).__name__}: {message.splitlines()[0]}", message, current[0])
         seconds = time.perf_counter() - start
-        events = [json.loads(line) for line in Path(log.name).read_text().splitlines() if line.strip()]
-    finally:
-        Path(log.name).unlink(missing_ok=True)
-    for cell in result.nb.cells:  # nbmake records timestamps; they would change the cache's hash
-        cell.metadata.pop("execution", None)
-    error = None
-    if result.error is not None:
-        error = (result.error.summary, result.error.trace, result.error.failing_cell_index)
-    return Run(path, nbformat.writes(result.nb), error, seconds, events, started)
+        events = read_events(log) if log.exists() else []
+    record = Record.from_events(seconds, events, started=started, jobs=int(env.get("TFUL_RUN_JOBS", 1)),
+                                run_id=env.get("TFUL_RUN_ID"), utils_sha=code)
+    return Run(path, nbformat.writes(nb), error, record)
 
 
 def store(run: Run) -> None:
@@ -166,19 +141,17 @@ def store(run: Run) -> None:
 
     get_cache(JUPYTER_CACHE).cache_notebook_bundle(
         CacheBundleIn(nbformat.reads(run.nb_json, as_version=4), str(Path(run.path).resolve()),
-                      data=run.record()),
+                      data=run.record.to_dict()),
         check_validity=False, overwrite=True)
 
 
 def expected_seconds(path: Path) -> float:
     """Cold time of the last build, else the notebook's budget (used to start the longest first)."""
     try:
-        last = json.loads(RESULTS.read_text())[path.stem]
-        return float(last.get("cold_seconds") or last["seconds"])
-    except (OSError, KeyError, TypeError, ValueError):
-        import nbformat
-
-        return float(budget(nbformat.read(path, as_version=4)) or 60)
+        record = Record.from_dict(json.loads(RESULTS.read_text())[path.stem]["record"])
+    except (OSError, KeyError, TypeError, ValueError):  # no build yet, or one by another version
+        record = None
+    return record.cold_seconds if record is not None else budget(path) or 60.0
 
 
 def after(path: Path) -> list[str]:
@@ -187,9 +160,7 @@ def after(path: Path) -> list[str]:
     A chapter lists the chapters that train the shared models it loads, so that it
     does not sit idle on a worker waiting for their file lock.
     """
-    import nbformat
-
-    return list(nbformat.read(path, as_version=4).metadata.get("tful", {}).get("after", []))
+    return list(tful_metadata(path).get("after", []))
 
 
 class Scheduler:
@@ -200,15 +171,18 @@ class Scheduler:
     """
 
     def __init__(self, paths: list[Path], *, timeout: int, jobs: int | None = None,
-                 extra_env: dict[str, str] | None = None, start_with: int | None = None):
+                 extra_env: dict[str, str] | None = None, start_with: int | None = None,
+                 on_start: Callable[[Path], None] | None = None,
+                 on_finish: Callable[[Path, Future], None] | None = None):
         self.paths = sorted({Path(p).resolve() for p in paths}, key=expected_seconds, reverse=True)
         self.jobs = jobs or default_jobs(len(self.paths))
         self.timeout = timeout
-        os.environ["TFUL_RUN_JOBS"] = str(self.jobs)
-        os.environ["TFUL_RUN_ID"] = f"{time.time():.3f}"  # one id per batch of notebooks run together
+        self.on_start, self.on_finish = on_start, on_finish
         # The whole environment, as it is now: workers start later (possibly while a unit test has
         # patched os.environ, e.g. a private TFUL_CACHE) and must not inherit such changes.
-        self.env = {**os.environ, **kernel_env(self.jobs), "TFUL_RUN_JOBS": str(self.jobs), **(extra_env or {})}
+        # TFUL_RUN_ID: one id per batch of notebooks run together (see the run record).
+        self.env = {**os.environ, **kernel_env(self.jobs), "TFUL_RUN_JOBS": str(self.jobs),
+                    "TFUL_RUN_ID": f"{time.time():.3f}", **(extra_env or {})}
         stems = {p.stem for p in self.paths}
         self.needs = {p: {s for s in after(p) if s in stems} for p in self.paths}
         self.done: set[str] = set()
@@ -236,17 +210,23 @@ class Scheduler:
             self.pending.remove(path)
             self.running += 1
             job = self.pool.submit(execute, str(path), self.timeout, self.env)
+            if self.on_start is not None:
+                self.on_start(path)
             job.add_done_callback(lambda job, path=path: self._finished(path, job))
 
     def _finished(self, path: Path, job: Future) -> None:
-        with self.lock:
-            self.running -= 1
-            self.done.add(path.stem)
-            self._fill()
-        if job.exception() is not None:
-            self.futures[path].set_exception(job.exception())
-        else:
-            self.futures[path].set_result(job.result())
+        try:
+            if self.on_finish is not None:
+                self.on_finish(path, job)
+        finally:  # a failing report must not leave the batch waiting for this notebook forever
+            with self.lock:
+                self.running -= 1
+                self.done.add(path.stem)
+                self._fill()
+            if job.exception() is not None:
+                self.futures[path].set_exception(job.exception())
+            else:
+                self.futures[path].set_result(job.result())
 
     def widen(self) -> None:
         """Use every worker from now on."""
@@ -272,6 +252,80 @@ class Scheduler:
         return time.perf_counter() - self.started
 
 
+class Progress:
+    """What ``make book`` prints while notebooks run: a line as each one starts and finishes.
+
+    Each line starts with the time since the start and how many notebooks are done, and a
+    finished line names what still runs, so a long wait always says what it waits for.
+    """
+
+    def __init__(self, total: int, out=None):
+        self.total, self.out = total, out or sys.stdout
+        self.done = 0
+        self.running: list[str] = []
+        self.start = time.perf_counter()
+        self.lock = threading.Lock()
+
+    def _line(self, text: str) -> None:
+        elapsed = int(time.perf_counter() - self.start)
+        print(f"[{elapsed // 60:2d}:{elapsed % 60:02d}] {self.done:{len(str(self.total))}d}/{self.total} done  {text}",
+              file=self.out, flush=True)
+
+    def started(self, path: Path) -> None:
+        with self.lock:
+            self.running.append(path.stem)
+            self._line(f"started   {path.stem}")
+
+    def finished(self, path: Path, job: Future) -> None:
+        with self.lock:
+            self.running.remove(path.stem)
+            self.done += 1
+            if job.exception() is not None:
+                what = f"CRASHED   {path.stem}: {type(job.exception()).__name__}: {job.exception()}"
+            else:
+                run = job.result()
+                what = (f"finished  {path.stem} in {run.record.execution_seconds:.1f} s" if run.error is None
+                        else f"FAILED    {path.stem}: {run.failure()}")
+            self._line(what + (f"  (running: {', '.join(self.running)})" if self.running else ""))
+
+
+def report(run: Run) -> Path:
+    """Write a failed run's full traceback to ``_build/reports/<notebook>.log``; returns the path."""
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    path = REPORTS / f"{run.name}.log"
+    path.write_text(f"{run.path}: {run.failure()}\n\n{plain(run.error[1])}\n")
+    return path
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is inside it (shorter to read)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def summary_table(runs: list[Run], cached: list[Path]) -> str:
+    """The table printed at the end: each notebook's result, times and models."""
+    header = ["notebook", "result", "seconds", "cold", "warm", "models"]
+    rows = []
+    for run in runs:
+        r = run.record
+        if run.error is None:
+            times = [f"{r.cold_seconds:.1f}", f"{r.warm_seconds:.1f}" + ("*" if r.warm_derived else "")]
+        else:  # it stopped early: its times say nothing about a whole run
+            times = ["–", "–"]
+        rows.append([run.name, "ok" if run.error is None else "FAILED", f"{r.execution_seconds:.1f}", *times,
+                     r.origins_text()])
+    rows += [[p.stem, "cached", "", "", "", "(outputs from an earlier run)"] for p in cached]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    align = ["<", "<", ">", ">", ">", "<"]
+    lines = ["  ".join(f"{cell:{a}{w}}" for cell, a, w in zip(row, align, widths, strict=True)).rstrip()
+             for row in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("notebooks", nargs="+", type=Path)
@@ -286,31 +340,49 @@ def main(argv: list[str] | None = None) -> int:
     from jupyter_cache import get_cache
 
     cache = get_cache(JUPYTER_CACHE)
-    todo, code = [], utils_sha()
+    todo, cached = [], []
     for p in args.notebooks:
         try:
-            record = cache.match_cache_notebook(nbformat.read(p, as_version=4))
+            match = cache.match_cache_notebook(nbformat.read(p, as_version=4))
         except KeyError:
-            record = None
-        # the cache is keyed by the notebook's source only; outputs made with other utils code are stale
-        if record is not None and not args.force and (record.data or {}).get("utils_sha") == code:
-            print(f"cached    {p.name}")
+            match = None
+        # the cache is keyed by the notebook's source only: outputs made with other utils code, or
+        # recorded by another version of this runner, are stale
+        record = Record.from_dict(match.data) if match is not None else None
+        if record is not None and record.is_current() and not args.force:
+            cached.append(p)
         else:
             todo.append(p)
+    if cached:
+        print(f"up to date: {len(cached)} notebook(s) whose outputs are cached (--force executes them again)")
     if not todo:
         return 0
-    sched = Scheduler(todo, timeout=args.timeout, jobs=args.jobs)
-    print(f"executing {len(todo)} notebooks, {sched.jobs} at a time")
-    failed = 0
+    jobs = args.jobs or default_jobs(len(todo))
+    print(f"executing {len(todo)} notebook(s), {jobs} at a time; a line as each one starts and finishes",
+          flush=True)
+    progress = Progress(len(todo))
+    sched = Scheduler(todo, timeout=args.timeout, jobs=jobs, on_start=progress.started,
+                      on_finish=progress.finished)
+    runs, crashed = [], []
     for path in sched.paths:
-        run = sched.result(path)
+        try:
+            run = sched.result(path)
+        except Exception as err:  # the worker itself failed (no kernel, say): reported below
+            crashed.append(f"CRASHED {path.stem}: {type(err).__name__}: {err}")
+            continue
+        runs.append(run)
         if run.error is None:
             store(run)
-            print(f"{run.seconds:7.1f} s  {run.state:5}  {path.name}  (cold {run.cold_seconds:.1f} s)")
-        else:
-            failed += 1
-            print(f"FAILED    {path.name}: {run.error[0]}\n{run.error[1]}", file=sys.stderr)
-    print(f"all notebooks: {sched.close():.1f} s wall")
+    wall = sched.close()
+    failed = [run for run in runs if run.error is not None]
+    print("\n" + summary_table(sorted(runs, key=lambda r: r.name), cached))
+    print(f"{len(runs)} notebook(s) executed in {wall:.1f} s of wall time. Cold: alone on an empty model "
+          "cache; warm: with its cached models there (*: derived, as it trained them)")
+    for run in failed:
+        print(f"FAILED {run.name}: {run.failure()}  (full traceback: {_shown(report(run))})", file=sys.stderr)
+    for line in crashed:
+        print(line, file=sys.stderr)
+    failed += crashed
     return 1 if failed else 0
 
 

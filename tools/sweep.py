@@ -22,13 +22,10 @@ Usage: ``python -m tools.sweep [--seeds 0 1 2] [--threads 1 2 4] [notebooks ...]
 from __future__ import annotations
 
 import argparse
-import ast
 import datetime
 import json
-import math
 import os
 import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -36,40 +33,11 @@ import time
 from pathlib import Path
 
 from tools.run_notebooks import ROOT, Scheduler
+from tools.run_record import arrow_line, glued_numbers, plain
 
 OUT = ROOT / "book" / "data" / "sweep.json"
 #: Chapters 1 and 2 train nothing that the book asserts on; the rest do.
 DEFAULT_NOTEBOOKS = sorted(p for p in (ROOT / "notebooks").glob("*.ipynb") if p.name[:2] not in ("01", "02"))
-
-
-def glued_numbers(nb) -> dict[str, float]:
-    """Every numeric value a notebook glued (``myst_nb.glue``), by name."""
-    values = {}
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            meta = out.get("metadata", {}).get("scrapbook")
-            if not meta:
-                continue
-            text = out.get("data", {}).get(meta.get("mime_prefix", "") + "text/plain")
-            value = _parse_number(text)
-            if value is not None:
-                values[meta["name"]] = value
-    return values
-
-
-def _parse_number(text: str | None) -> float | None:
-    if text is None:
-        return None
-    text = text.strip()
-    if text.startswith("np.") and "(" in text:  # np.float64(0.9)
-        text = text.split("(", 1)[1].rstrip(")")
-    try:
-        value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return None
-    return float(value)
 
 
 def machine() -> dict:
@@ -112,12 +80,10 @@ def run_setting(paths: list[Path], seed_offset: int, threads: int, timeout: int,
     for stem, run in runs.items():
         nb = nbformat.reads(run.nb_json, as_version=4)
         error = None
-        if run.error:  # the failing line (nbmake marks it with an arrow), without colour codes
-            plain = re.sub(r"\x1b\[[0-9;]*m", "", run.error[1])
-            arrow = [line.strip() for line in plain.splitlines() if "--->" in line]
-            error = f"{re.sub(chr(27) + r'[[0-9;]*m', '', run.error[0])} at {arrow[-1] if arrow else '?'}"
+        if run.error:  # the failing line (IPython marks it with an arrow), without colour codes
+            error = f"{plain(run.error[0])} at {arrow_line(run.error[1]) or '?'}"
         out["notebooks"][stem] = {"passed": run.error is None, "error": error,
-                                  "seconds": round(run.seconds, 1), "metrics": glued_numbers(nb)}
+                                  "seconds": round(run.record.execution_seconds, 1), "metrics": glued_numbers(nb)}
     print(f"seed offset {seed_offset}, {threads} training threads: {time.perf_counter() - start:.0f} s, "
           f"failed: {[s for s, r in out['notebooks'].items() if not r['passed']] or 'none'}", flush=True)
     return out

@@ -9,7 +9,6 @@ the headline number itself.
 from __future__ import annotations
 
 import ast
-import json
 import re
 import warnings
 from pathlib import Path
@@ -21,7 +20,8 @@ from tests.helpers import NOTEBOOKS, ROOT, book_extension, load_notebook
 HEADLINES = ROOT / "book" / "data" / "headlines.yml"
 
 
-tb = book_extension()
+tb = book_extension("tful_headlines")
+figures = book_extension("tful_figures")
 ROWS = tb.load_headlines(HEADLINES)
 ROW_IDS = [f"{h.chapter[:2]}-{h.glue}" for h in ROWS]
 
@@ -217,27 +217,6 @@ def test_bar_text():
     assert tb.bar_text(h, h.bars[1], 1e-6) == "< 1e-6"
 
 
-# -- warm times -----------------------------------------------------------------------------------
-
-def _run(seconds, trained=(), loaded=None, waited=0.0, runner=True):
-    return {"seconds": seconds, "waited_seconds": waited, "trained": list(trained),
-            "loaded_train_seconds": loaded or {}, "executed_by": tb.RUNNER if runner else "jupyter-book"}
-
-
-def test_warm_time_is_measured_without_training_and_derived_with_it(tmp_path):
-    results = {"03": _run(100.0, trained=["m-1.pt", "n-2.pt"]),
-               "04": _run(60.0, loaded={"m-1.pt": 50.0}, waited=5.0),
-               "05": _run(30.0),
-               "07": _run(40.0, runner=False)}
-    (tmp_path / "n-2.json").write_text(json.dumps({"train_seconds": 20.0}))
-    warm = tb.warm_times(results, tmp_path)
-    assert warm["04"] == (55.0, False)                # loaded only: measured, minus the wait
-    assert warm["05"] == (30.0, False)
-    assert warm["03"] == (pytest.approx(30.0), True)  # 100 - 50 (recorded by 04) - 20 (side-car)
-    assert warm["07"] is None                         # no run record
-    assert tb.warm_times(results, tmp_path / "elsewhere")["03"] is None   # n-2's training time unknown
-
-
 # -- figures --------------------------------------------------------------------------------------
 
 def _opaque_white_png(path: Path) -> None:
@@ -254,8 +233,8 @@ def test_figures_draw_without_warnings_on_white(tmp_path):
     rows = tb.resolve_headlines(ROWS, _fake_results(), {"metrics": {}})
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        tb.plot_headlines(rows, tmp_path / "bars.png")
-        tb.plot_times([{"title": "1. A", "seconds": 20.0, "book_cold": 20.0, "cold": 25.0, "warm": 9.0,
+        figures.plot_headlines(rows, tmp_path / "bars.png")
+        figures.plot_times([{"title": "1. A", "seconds": 20.0, "book_cold": 20.0, "cold": 25.0, "warm": 9.0,
                         "warm_derived": True, "budget": 60},
                        {"title": "2. B", "seconds": 15.0, "book_cold": None, "cold": None, "warm": None,
                         "warm_derived": False, "budget": None}], tmp_path / "times.png")
@@ -272,3 +251,39 @@ def _fake_results() -> dict:
             if b.glue:
                 metrics.setdefault(b.chapter or h.chapter, {})[b.glue] = 0.25
     return _results(**metrics)
+
+
+# -- the run-time table ---------------------------------------------------------------------------
+
+def test_timing_section_shows_each_notebooks_model_origins(tmp_path):
+    from types import SimpleNamespace
+
+    from tools.run_record import Record
+
+    page_module = book_extension("tful_results_page")
+
+    def event(kind, name, file, seconds):
+        return {"name": name, "file": file, "event": kind, "waited_seconds": 0.0, "train_seconds": seconds}
+
+    records = {"07_transformer_vae": Record.from_events(30.0, [event("shipped", "vae", "vae.safetensors", 900.0),
+                                                                event("trained", "vae", "vae-1.pt", 12.0)]),
+               "09_evaluating_generative_models": Record.from_events(20.0, [event("loaded", "vae", "vae-1.pt", 12.0)]),
+               "01_attention_from_scratch": None}
+    page = object.__new__(page_module._Page)
+    page.app = SimpleNamespace(builder=SimpleNamespace(get_relative_uri=lambda here, there: f"{there}.html"),
+                               env=SimpleNamespace(doc2path=lambda docname: ROOT / f"{docname}.ipynb"))
+    page.docname, page.images = "book/results", tmp_path
+    page.results = {stem: {"title": f"Chapter {stem[:2]}", "docname": f"notebooks/{stem}", "seconds": 30.0,
+                           "record": None if rec is None else rec.to_dict()} for stem, rec in records.items()}
+    nodes_out = page.timing_section()
+    table = next(n for n in nodes_out if "results-timing" in n.get("classes", []))
+    rows = {row.astext().split("\n")[0]: row.astext().split("\n\n") for row in table.findall(
+        lambda n: n.tagname == "row")}
+    # columns: notebook, seconds, state, in a cold book run, alone cold, warm, then a line per origin
+    assert rows["Chapter 07"][1:] == ["30.0", "cold", "–", "30.0", "18.0 (derived)", "shipped: vae",
+                                      "trained now: vae"]   # the shipped VAE's 900 s are charged nowhere
+    assert rows["Chapter 09"][1:] == ["30.0", "warm", "–", "32.0", "20.0", "from the cache: vae"]
+    assert rows["Chapter 01"][1:] == ["30.0", "unknown", "–", "–", "–", "–"]   # no run record: no book total
+    assert (tmp_path / "results-times.png").exists()
+    text = " ".join(n.astext() for n in nodes_out)
+    assert "Executed by the book build itself, without a run record" in text and "Chapter 01" in text
