@@ -28,6 +28,7 @@ import hashlib
 import importlib
 import json
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,13 +164,28 @@ def first_losses(name: str, config: Any = None, n: int = checkpoints.FIRST_STEPS
     path = runtime.cache_dir() / f"first-losses-{name}-{runtime.config_hash(key)}.json"
     with FileLock(str(path.with_suffix(".lock"))):
         if path.exists():
-            return json.loads(path.read_text())["losses"]
-        with runtime.book_defaults(), train_mod.first_losses(n, stop=True) as losses:
-            with runtime.training():
-                r.train(config)
+            stored = json.loads(path.read_text())
+            runtime._log_event(name=f"{name} (first steps)", file=path.name, event="loaded",
+                               waited_seconds=0.0, train_seconds=stored.get("seconds", 0.0))
+            return stored["losses"]
+        t0 = time.perf_counter()
+        quiet = os.environ.get("TFUL_NO_PROGRESS")
+        os.environ["TFUL_NO_PROGRESS"] = "1"       # a few steps: no progress bar
+        try:
+            with runtime.book_defaults(), train_mod.first_losses(n, stop=True) as losses:
+                with runtime.training():
+                    r.train(config)
+        finally:
+            if quiet is None:
+                os.environ.pop("TFUL_NO_PROGRESS", None)
+            else:
+                os.environ["TFUL_NO_PROGRESS"] = quiet
         if len(losses) < n:
             raise RuntimeError(f"recipe {name!r} took only {len(losses)} optimiser steps, fewer than {n}")
-        path.write_text(json.dumps({"key": key, "losses": losses}) + "\n")
+        seconds = round(time.perf_counter() - t0, 3)
+        path.write_text(json.dumps({"key": key, "losses": losses, "seconds": seconds}) + "\n")
+        runtime._log_event(name=f"{name} (first steps)", file=path.name, event="trained",
+                           waited_seconds=0.0, train_seconds=seconds)
         return losses
 
 
