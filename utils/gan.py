@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -456,4 +456,5 @@ def train_gan(config: GANConfig = GAN_CONFIG, images: torch.Tensor | None = None
 
 models.register(models.Recipe(
     name="gan", default=GAN_CONFIG, build=GAN, train=train_gan,
-    summary="Transformer GAN (hinge loss, spectral norm, cutout, TTUR, EMA) for 8x8 digits"))
+    summary="Transformer GAN (hinge loss, spectral norm, cutout, TTUR, EMA) for 8x8 digits",
+    full=replace(GAN_CONFIG, epochs=150, checkpoints=(1, 5, 10, 20, 30, 60, 100, 150))))
