@@ -23,9 +23,10 @@ and each exercise, the grader
 Exercises without a check are ``manual``: their points stay empty until you fill in
 ``rubric.csv`` and grade again with ``--manual rubric.csv``.
 
-Grader seeds are derived from the assignment and a secret (the environment variable
-``TFUL_GRADER_SECRET``, else ``--secret``, else the module constant ``DEFAULT_SECRET``, which
-is public: set your own), so students cannot know the random cases in advance, and grading is
+Grader seeds are derived from the assignment and a secret (``--secret``, else the environment
+variable ``TFUL_GRADER_SECRET``, which is safer: a command line is visible to every process on
+the machine; else the module constant ``DEFAULT_SECRET``, which is public: set your own), so
+students cannot know the random cases in advance, and grading is
 reproducible: the same folder graded twice gives identical ``grades.csv``, ``rubric.csv`` and
 feedback files.
 

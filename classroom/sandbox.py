@@ -152,7 +152,7 @@ class Sandbox:
     # ---- starting and stopping
 
     def start(self) -> float:
-        """Start the server; return the seconds it took. Sets :attr:`mode` and :attr:`description`."""
+        """Start the server; return the seconds it took. Sets ``mode`` and ``description``."""
         t = time.perf_counter()
         reason = ""
         bwrap = shutil.which("bwrap") if sys.platform.startswith("linux") else None

@@ -85,7 +85,7 @@ def _result(p: Planned, status: str, message: str, case: str | None = None) -> d
 
 
 def _outcome(raw) -> tuple | None:
-    """A well-formed outcome (see :data:`utils.checks.OUTCOMES`) from the reply, else ``None``."""
+    """A well-formed outcome (see ``utils.checks.OUTCOMES``) from the reply, else ``None``."""
     if not isinstance(raw, list) or not raw or not isinstance(raw[0], str):
         return None
     kind = raw[0]

@@ -4,7 +4,7 @@ The grader never unpickles what a student's process sends (unpickling runs code)
 JSON whose objects may be a number array (``{"__array__": dtype, "shape": [...], "data":
 base64}``, numeric and boolean dtypes only), a complex number, or an
 :class:`utils.checks.Unreadable`; anything else that is not plain JSON is refused, as is a
-message over :data:`MAX_BYTES`.
+message over ``MAX_BYTES``.
 """
 
 from __future__ import annotations

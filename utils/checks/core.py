@@ -129,7 +129,7 @@ def _as_array(x) -> np.ndarray:
 
 
 def as_data(x) -> np.ndarray | Unreadable:
-    """The default :attr:`Spec.output`: ``x`` as a float (or complex) numpy array, else :class:`Unreadable`."""
+    """A :class:`Spec`'s default ``output``: ``x`` as a float (or complex) array, else :class:`Unreadable`."""
     try:
         return np.array(_as_array(x))  # a copy that owns its memory, whatever x shares it with
     except Exception:  # anything a student's object does while being read makes it unreadable
@@ -137,7 +137,7 @@ def as_data(x) -> np.ndarray | Unreadable:
 
 
 def as_float(x) -> float | Unreadable:
-    """:attr:`Spec.output` for a scalar answer: ``float(x)`` (a 0-d or one-element array or tensor is fine)."""
+    """A :class:`Spec`'s ``output`` for a scalar answer: ``float(x)`` (a 0-d or one-element array is fine)."""
     try:
         return float(x)
     except Exception:
@@ -230,7 +230,7 @@ class Spec:
                         for i in range(self.n_cases)]
 
     def call(self, student: Callable, args: tuple) -> tuple:
-        """Call ``student`` on a deep copy of ``args``: its outcome (see :data:`OUTCOMES`), never an ``Exception``."""
+        """Call ``student`` on a deep copy of ``args``: its outcome (see ``OUTCOMES``), never an ``Exception``."""
         try:
             return ("value", self.output(student(*copy.deepcopy(args))))
         except NotImplementedError:
@@ -348,7 +348,7 @@ def run_check(name: str, student: Callable, reference: Callable, make_case: Call
     with ``seed`` (a fresh random seed when ``None``) and returns the argument tuple of one
     of the ``n_cases`` random cases. The student gets a deep copy of the arguments, so
     changing them in place does no harm. ``output(returned)`` picks the value to compare
-    (default: as is), which :func:`as_data` then reads; ``compare`` is :attr:`Spec.compare`.
+    (default: as is), which :func:`as_data` then reads; ``compare`` is the spec's ``compare``.
     """
     probe = as_data if output is None else (lambda returned: as_data(output(returned)))
     spec = Spec(name, reference, make_case, hint, tuple(edge_cases), n_cases, atol, rtol, compare, probe)
