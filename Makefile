@@ -49,13 +49,14 @@ checkpoints: $(STAMP)
 	$(PY) -m tools.checkpoints $(if $(NAME),--name $(NAME))
 
 student: $(STAMP)
-	$(PY) -m utils.student notebooks/*.ipynb --out _build/student
+	$(PY) -m classroom.student notebooks/*.ipynb --out _build/student
 
 # Grade a folder of submitted student copies, e.g.
 #   make grade ASSIGNMENT=_build/student/01_attention_from_scratch/assignment.json SUBMISSIONS=subs OUT=grades
-# (set TFUL_GRADER_SECRET; add MANUAL=grades/rubric.csv once the rubric is filled in)
+# (set TFUL_GRADER_SECRET; add MANUAL=grades/rubric.csv once the rubric is filled in; submissions run
+# under bubblewrap where it is installed, else in the scrubbed fallback, which the grader says)
 grade: $(STAMP)
-	$(PY) -m utils.grade --assignment $(ASSIGNMENT) $(SUBMISSIONS) --out $(OUT) $(if $(MANUAL),--manual $(MANUAL))
+	$(PY) -m classroom.grade --assignment $(ASSIGNMENT) $(SUBMISSIONS) --out $(OUT) $(if $(MANUAL),--manual $(MANUAL))
 
 clean:
 	rm -rf _build

@@ -4,8 +4,8 @@ import json
 import nbformat
 import pytest
 
+from classroom.student import POINTS_AUTO, POINTS_MANUAL, main, make_assignment, student_copy, write_assignment
 from tests.helpers import NOTEBOOKS
-from utils.student import POINTS_AUTO, POINTS_MANUAL, main, make_assignment, student_copy, write_assignment
 
 
 def _nb(*cells):

@@ -10,7 +10,9 @@ raised), ``not_attempted`` (it raised ``NotImplementedError``) or ``timeout``
 process only). With ``verbose=True`` (the default) a check prints one line; a
 failure names the case, the seed, a call that re-runs it, and a hint. :data:`ALL_CHECKS` maps each check's
 name to the function. :func:`run_check` is the one runner; each topic's checks live
-in a submodule.
+in a submodule. Each check is made of a :class:`Spec` (``check.spec()``): its cases,
+its reference, and how an output is read and judged, so that the grader can make the
+cases and judge the outputs in its own process while the student's code runs in another.
 """
 
 from . import anomaly, attribution, clip, clustering, core, dec, evaluation, gan, ssl, vae

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..anomaly import distance_profile
-from .core import CheckResult, run_check
+from .core import CheckResult, Spec, defined_by
 
 __all__ = ["check_distance_profile"]
 
@@ -38,6 +38,15 @@ def _profile_edges():
     ]
 
 
+def _distance_profile_spec() -> Spec:
+    return Spec("check_distance_profile", distance_profile, _profile_case,
+                edge_cases=_profile_edges(), atol=1e-4, rtol=1e-4,
+                hint="z-normalise the query and every window (mean 0, population std 1), "
+                     "then take Euclidean distances; there are len(series) - m + 1 windows; "
+                     "with dot products, d = sqrt(2m (1 - corr)), clip 1 - corr at 0.")
+
+
+@defined_by(_distance_profile_spec)
 def check_distance_profile(student: Callable, *, seed: int | None = None, verbose: bool = True,
                            time_limit: float | None = 10.0) -> CheckResult:
     """Check ``student(query, series) -> distances``, the z-normalised distance profile.
@@ -51,9 +60,4 @@ def check_distance_profile(student: Callable, *, seed: int | None = None, verbos
     passes while every wrong variant in the tests is off by percents. The time limit only
     applies on the main thread of a Unix process.
     """
-    return run_check("check_distance_profile", student, distance_profile, _profile_case,
-                     edge_cases=_profile_edges(), atol=1e-4, rtol=1e-4, seed=seed,
-                     verbose=verbose, time_limit=time_limit,
-                     hint="z-normalise the query and every window (mean 0, population std 1), "
-                          "then take Euclidean distances; there are len(series) - m + 1 windows; "
-                          "with dot products, d = sqrt(2m (1 - corr)), clip 1 - corr at 0.")
+    return _distance_profile_spec().run(student, seed=seed, verbose=verbose, time_limit=time_limit)

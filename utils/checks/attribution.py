@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .core import CheckResult, run_check
+from .core import CheckResult, Spec, defined_by
 
 __all__ = ["check_rollout"]
 
@@ -45,6 +45,17 @@ def _rollout_edges():
     ]
 
 
+def _rollout_spec() -> Spec:
+    from ..attribution import attention_rollout
+
+    return Spec("check_rollout", attention_rollout, _rollout_case,
+                edge_cases=_rollout_edges(), atol=1e-6,
+                hint="average over the heads (dim 2), add the identity (0.5 * A + 0.5 * I), "
+                     "divide each row by its sum, then multiply the layers with the later "
+                     "layer on the left: R = A_L' @ ... @ A_1'.")
+
+
+@defined_by(_rollout_spec)
 def check_rollout(student: Callable, *, seed: int | None = None, verbose: bool = True,
                   time_limit: float | None = 10.0) -> CheckResult:
     """Check ``student(attentions) -> (B, T, T)``, attention rollout of ``(L, B, H, T, T)`` maps.
@@ -56,11 +67,4 @@ def check_rollout(student: Callable, *, seed: int | None = None, verbose: bool =
     adding the identity, fails), and heads that disagree (max or first head fails). The
     time limit only applies on the main thread of a Unix process.
     """
-    from ..attribution import attention_rollout
-
-    return run_check("check_rollout", student, attention_rollout, _rollout_case,
-                     edge_cases=_rollout_edges(), atol=1e-6, seed=seed, verbose=verbose,
-                     time_limit=time_limit,
-                     hint="average over the heads (dim 2), add the identity (0.5 * A + 0.5 * I), "
-                          "divide each row by its sum, then multiply the layers with the later "
-                          "layer on the left: R = A_L' @ ... @ A_1'.")
+    return _rollout_spec().run(student, seed=seed, verbose=verbose, time_limit=time_limit)

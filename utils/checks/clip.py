@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .core import CheckResult, _mismatch, run_check
+from .core import CheckResult, Spec, _as_array, _mismatch, _one_line, as_data, defined_by
 
 __all__ = ["check_info_nce"]
 
@@ -57,21 +57,57 @@ def _leaves(loss: torch.Tensor) -> list[torch.Tensor]:
     return leaves
 
 
-def _compare_loss(got, want) -> str | None:
+def _loss_data(loss) -> dict:
+    """What the check needs to know of a returned loss: its value, and whether and how it backpropagates.
+
+    Runs beside the student's code; the gradients travel as arrays, and :func:`_compare_loss`
+    judges them.
+    """
+    data = {"value": as_data(loss), "tensor": torch.is_tensor(loss), "graph": False, "leaves": 0,
+            "grads": [], "grad_error": ""}
+    if torch.is_tensor(loss) and loss.grad_fn is not None:
+        data["graph"] = True
+        leaves = _leaves(loss)
+        data["leaves"] = len(leaves)
+        if leaves:
+            try:
+                grads = torch.autograd.grad(loss, leaves, allow_unused=True)
+                data["grads"] = [as_data(g) for g in grads if g is not None]
+            except RuntimeError as err:  # e.g. a loss that is not a scalar
+                data["grad_error"] = _one_line(err)
+    return data
+
+
+def _compare_loss(got: dict, want) -> str | None:
     if want.requires_grad:
-        if not torch.is_tensor(got) or got.grad_fn is None:
+        if not got["tensor"] or not got["graph"]:
             return ("your loss carries no gradient (a Python float, .item() or .detach()), so "
                     "it cannot train anything: return the torch tensor itself")
-        leaves = _leaves(got)
-        if not leaves:
+        if not got["leaves"]:
             return "your loss does not depend on the embeddings a and b"
-        grads = torch.autograd.grad(got, leaves, allow_unused=True)
-        if any(g is not None and not torch.isfinite(g).all() for g in grads):
+        if got["grad_error"]:
+            return f"the gradient of your loss cannot be computed ({got['grad_error']})"
+        if any(not np.isfinite(_as_array(g)).all() for g in got["grads"]):
             return "the gradient of your loss contains NaN or inf"
-        got, want = got.detach(), want.detach()
-    return _mismatch(got, want, atol=1e-6, rtol=1e-4)
+        want = want.detach()
+    return _mismatch(got["value"], want, atol=1e-6, rtol=1e-4)
 
 
+def _info_nce_spec() -> Spec:
+    from ..clip import info_nce
+
+    def case(rng):
+        n, d = int(rng.integers(2, 17)), int(rng.integers(2, 17))
+        return _unit_rows(rng, n, d), _unit_rows(rng, n, d), torch.tensor(float(rng.uniform(1, 100)))
+
+    return Spec("check_info_nce", info_nce, case, edge_cases=_info_nce_edges(),
+                output=_loss_data, compare=_compare_loss,
+                hint="logits = logit_scale * a @ b.T; the targets are the diagonal "
+                     "(torch.arange(N)); average the cross-entropy of the rows and that of "
+                     "the columns (logits.T), each a mean over the N pairs.")
+
+
+@defined_by(_info_nce_spec)
 def check_info_nce(student: Callable, *, seed: int | None = None, verbose: bool = True,
                    time_limit: float | None = 10.0) -> CheckResult:
     """Check ``student(a, b, logit_scale) -> scalar``, CLIP's symmetric InfoNCE loss.
@@ -84,14 +120,4 @@ def check_info_nce(student: Callable, *, seed: int | None = None, verbose: bool 
     one pair (loss 0), and identical embeddings (loss log N; a sum over pairs instead of a
     mean fails). The time limit only applies on the main thread of a Unix process.
     """
-    from ..clip import info_nce
-
-    def case(rng):
-        n, d = int(rng.integers(2, 17)), int(rng.integers(2, 17))
-        return _unit_rows(rng, n, d), _unit_rows(rng, n, d), torch.tensor(float(rng.uniform(1, 100)))
-
-    return run_check("check_info_nce", student, info_nce, case, edge_cases=_info_nce_edges(),
-                     compare=_compare_loss, seed=seed, verbose=verbose, time_limit=time_limit,
-                     hint="logits = logit_scale * a @ b.T; the targets are the diagonal "
-                          "(torch.arange(N)); average the cross-entropy of the rows and that of "
-                          "the columns (logits.T), each a mean over the N pairs.")
+    return _info_nce_spec().run(student, seed=seed, verbose=verbose, time_limit=time_limit)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .core import CheckResult, run_check
+from .core import CheckResult, Spec, defined_by
 
 __all__ = ["check_mean_pooling", "check_cluster_accuracy", "check_silhouette_point"]
 
@@ -33,16 +33,7 @@ def _pooling_edges():
     ]
 
 
-def check_mean_pooling(student: Callable, *, seed: int | None = None, verbose: bool = True,
-                       time_limit: float | None = 10.0) -> CheckResult:
-    """Check ``student(token_embeddings, attention_mask) -> (B, D)``, a masked mean over tokens.
-
-    Edge cases: texts of different lengths with padding holding 100 (no mask, or
-    dividing by L or by the batch's token count, fails), padding that looks like real
-    tokens (dropping tokens by their value fails), a mask with holes (slicing
-    the first ``length`` tokens fails) and no padding. The time limit only applies
-    on the main thread of a Unix process.
-    """
+def _mean_pooling_spec() -> Spec:
     from ..pretrained import mean_pool
 
     def case(rng):
@@ -55,11 +46,25 @@ def check_mean_pooling(student: Callable, *, seed: int | None = None, verbose: b
         h = torch.where(mask.bool()[..., None], h, pad)
         return h, mask
 
-    return run_check("check_mean_pooling", student, mean_pool, case, edge_cases=_pooling_edges(),
-                     atol=1e-5, seed=seed, verbose=verbose, time_limit=time_limit,
-                     hint="multiply the token vectors by mask[..., None], sum over the token axis, "
-                          "then divide by each text's number of real tokens mask.sum(1, "
-                          "keepdim=True).")
+    return Spec("check_mean_pooling", mean_pool, case, edge_cases=_pooling_edges(),
+                atol=1e-5,
+                hint="multiply the token vectors by mask[..., None], sum over the token axis, "
+                     "then divide by each text's number of real tokens mask.sum(1, "
+                     "keepdim=True).")
+
+
+@defined_by(_mean_pooling_spec)
+def check_mean_pooling(student: Callable, *, seed: int | None = None, verbose: bool = True,
+                       time_limit: float | None = 10.0) -> CheckResult:
+    """Check ``student(token_embeddings, attention_mask) -> (B, D)``, a masked mean over tokens.
+
+    Edge cases: texts of different lengths with padding holding 100 (no mask, or
+    dividing by L or by the batch's token count, fails), padding that looks like real
+    tokens (dropping tokens by their value fails), a mask with holes (slicing
+    the first ``length`` tokens fails) and no padding. The time limit only applies
+    on the main thread of a Unix process.
+    """
+    return _mean_pooling_spec().run(student, seed=seed, verbose=verbose, time_limit=time_limit)
 
 
 def _accuracy_edges():
@@ -87,6 +92,28 @@ def _accuracy_edges():
     ]
 
 
+def _cluster_accuracy_spec() -> Spec:
+    from ..metrics.clustering import cluster_accuracy
+
+    def case(rng):
+        n, n_classes, n_clusters = int(rng.integers(5, 60)), int(rng.integers(2, 6)), \
+            int(rng.integers(2, 7))
+        y_true = rng.integers(0, n_classes, size=n)
+        # a noisy relabelling of the truth, with some noise points (-1)
+        perm = rng.permutation(max(n_classes, n_clusters))[:n_classes] % n_clusters
+        y_pred = np.where(rng.random(n) < 0.7, perm[y_true], rng.integers(-1, n_clusters, size=n))
+        return y_true, y_pred
+
+    return Spec("check_cluster_accuracy", cluster_accuracy, case,
+                edge_cases=_accuracy_edges(), atol=1e-9,
+                hint="build the table C[k, c] of points in cluster k and class c, find the "
+                     "one-to-one matching of clusters to classes with the largest matched "
+                     "count (itertools.permutations, or scipy.optimize.linear_sum_assignment("
+                     "C, maximize=True)), and divide it by n, noise points included. Treat -1 "
+                     "as an ordinary cluster label.")
+
+
+@defined_by(_cluster_accuracy_spec)
 def check_cluster_accuracy(student: Callable, *, seed: int | None = None, verbose: bool = True,
                            time_limit: float | None = 10.0) -> CheckResult:
     """Check ``student(y_true, y_pred) -> float``, accuracy after the best one-to-one matching.
@@ -99,25 +126,7 @@ def check_cluster_accuracy(student: Callable, *, seed: int | None = None, verbos
     7 distinct labels, so brute force over permutations is fine. The time limit only
     applies on the main thread of a Unix process.
     """
-    from ..metrics.clustering import cluster_accuracy
-
-    def case(rng):
-        n, n_classes, n_clusters = int(rng.integers(5, 60)), int(rng.integers(2, 6)), \
-            int(rng.integers(2, 7))
-        y_true = rng.integers(0, n_classes, size=n)
-        # a noisy relabelling of the truth, with some noise points (-1)
-        perm = rng.permutation(max(n_classes, n_clusters))[:n_classes] % n_clusters
-        y_pred = np.where(rng.random(n) < 0.7, perm[y_true], rng.integers(-1, n_clusters, size=n))
-        return y_true, y_pred
-
-    return run_check("check_cluster_accuracy", student, cluster_accuracy, case,
-                     edge_cases=_accuracy_edges(), atol=1e-9, seed=seed, verbose=verbose,
-                     time_limit=time_limit,
-                     hint="build the table C[k, c] of points in cluster k and class c, find the "
-                          "one-to-one matching of clusters to classes with the largest matched "
-                          "count (itertools.permutations, or scipy.optimize.linear_sum_assignment("
-                          "C, maximize=True)), and divide it by n, noise points included. Treat -1 "
-                          "as an ordinary cluster label.")
+    return _cluster_accuracy_spec().run(student, seed=seed, verbose=verbose, time_limit=time_limit)
 
 
 def _silhouette_edges():
@@ -150,18 +159,7 @@ def _silhouette_edges():
     ]
 
 
-def check_silhouette_point(student: Callable, *, seed: int | None = None, verbose: bool = True,
-                           time_limit: float | None = 10.0) -> CheckResult:
-    """Check ``student(x, labels, i) -> float``, the silhouette of point ``i`` (Euclidean).
-
-    Edge cases: a point alone in its cluster (s = 0, not NaN), a point whose cluster is
-    all exact duplicates of it (a = 0, s = 1), a nearest point that is not in the
-    nearest cluster on average with labels 3, 7, 9, a two-point cluster (dividing
-    by the cluster size instead of size - 1 fails), a cluster holding one duplicate of
-    the point and one other point (excluding the point by distance 0 fails) and a
-    negative silhouette (dividing by ``b`` instead of ``max(a, b)`` fails). The time limit only applies on the
-    main thread of a Unix process.
-    """
+def _silhouette_point_spec() -> Spec:
     from sklearn.metrics import silhouette_samples
 
     def case(rng):
@@ -175,10 +173,25 @@ def check_silhouette_point(student: Callable, *, seed: int | None = None, verbos
     def reference(x, labels, i):
         return float(silhouette_samples(x, labels)[i])
 
-    return run_check("check_silhouette_point", student, reference, case,
-                     edge_cases=_silhouette_edges(), atol=1e-8, seed=seed, verbose=verbose,
-                     time_limit=time_limit,
-                     hint="a = mean distance to the *other* points of its own cluster (divide by "
-                          "size - 1; exclude point i by index, not by distance 0), b = the smallest "
-                          "mean distance to the points of another cluster, s = (b - a) / max(a, b); "
-                          "a point alone in its cluster has s = 0.")
+    return Spec("check_silhouette_point", reference, case,
+                edge_cases=_silhouette_edges(), atol=1e-8,
+                hint="a = mean distance to the *other* points of its own cluster (divide by "
+                     "size - 1; exclude point i by index, not by distance 0), b = the smallest "
+                     "mean distance to the points of another cluster, s = (b - a) / max(a, b); "
+                     "a point alone in its cluster has s = 0.")
+
+
+@defined_by(_silhouette_point_spec)
+def check_silhouette_point(student: Callable, *, seed: int | None = None, verbose: bool = True,
+                           time_limit: float | None = 10.0) -> CheckResult:
+    """Check ``student(x, labels, i) -> float``, the silhouette of point ``i`` (Euclidean).
+
+    Edge cases: a point alone in its cluster (s = 0, not NaN), a point whose cluster is
+    all exact duplicates of it (a = 0, s = 1), a nearest point that is not in the
+    nearest cluster on average with labels 3, 7, 9, a two-point cluster (dividing
+    by the cluster size instead of size - 1 fails), a cluster holding one duplicate of
+    the point and one other point (excluding the point by distance 0 fails) and a
+    negative silhouette (dividing by ``b`` instead of ``max(a, b)`` fails). The time limit only applies on the
+    main thread of a Unix process.
+    """
+    return _silhouette_point_spec().run(student, seed=seed, verbose=verbose, time_limit=time_limit)

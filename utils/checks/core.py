@@ -29,7 +29,8 @@ import torch
 
 from .. import transformer
 
-__all__ = ["CheckResult", "STATUSES", "run_check", "check_softmax", "check_attention",
+__all__ = ["CheckResult", "STATUSES", "OUTCOMES", "Spec", "Unreadable", "as_data", "as_float", "defined_by",
+           "run_check", "check_softmax", "check_attention",
            "check_sinusoidal_encoding", "check_layer_norm"]
 
 STATUSES = ("ok", "wrong", "error", "not_attempted", "timeout")
@@ -102,8 +103,21 @@ def _time_limit(seconds: float | None) -> Iterator[bool]:
                 signal.setitimer(signal.ITIMER_REAL, left, old_interval)
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """An output that is not a number array, known only by its type's name (``"NoneType"``, ``"str"``)."""
+
+    type_name: str
+
+
+def _type_name(x) -> str:
+    return x.type_name if isinstance(x, Unreadable) else type(x).__name__
+
+
 def _as_array(x) -> np.ndarray:
     """A float (or complex) numpy array from a tensor, array, list or number; raises on anything else."""
+    if isinstance(x, Unreadable):
+        raise TypeError(f"cannot read a number array from {x.type_name}")
     if torch.is_tensor(x):
         x = x.detach().cpu()
         x = x.to(torch.float64) if not (x.is_complex() or x.dtype == torch.float64) else x
@@ -112,6 +126,22 @@ def _as_array(x) -> np.ndarray:
     if a.dtype == object or a.dtype.kind not in "biufc":
         raise TypeError(f"cannot read a number array from {type(x).__name__}")
     return a if a.dtype.kind == "c" else a.astype(np.float64)
+
+
+def as_data(x) -> np.ndarray | Unreadable:
+    """A :class:`Spec`'s default ``output``: ``x`` as a float (or complex) array, else :class:`Unreadable`."""
+    try:
+        return np.array(_as_array(x))  # a copy that owns its memory, whatever x shares it with
+    except Exception:  # anything a student's object does while being read makes it unreadable
+        return Unreadable(type(x).__name__)
+
+
+def as_float(x) -> float | Unreadable:
+    """A :class:`Spec`'s ``output`` for a scalar answer: ``float(x)`` (a 0-d or one-element array is fine)."""
+    try:
+        return float(x)
+    except Exception:
+        return Unreadable(type(x).__name__)
 
 
 def _mismatch(got, want, atol: float, rtol: float) -> str | None:
@@ -123,7 +153,7 @@ def _mismatch(got, want, atol: float, rtol: float) -> str | None:
     try:
         g = _as_array(got)
     except (TypeError, ValueError, RuntimeError):
-        return f"your function returned a {type(got).__name__}, not a number or an array"
+        return f"your function returned a {_type_name(got)}, not a number or an array"
     w = _as_array(want)
     if g.shape != w.shape:
         return f"your output has shape {tuple(g.shape)}, the answer has shape {tuple(w.shape)}"
@@ -147,14 +177,163 @@ def _mismatch(got, want, atol: float, rtol: float) -> str | None:
             f"(yours {g[at]:.6g}, answer {w[at]:.6g})")
 
 
-def _one_line(text: str, limit: int = 160) -> str:
-    text = " ".join(str(text).split())
+def _one_line(text, limit: int = 160) -> str:
+    try:
+        text = " ".join(str(text).split())
+    except Exception:  # an exception whose str() raises
+        text = "(a message that cannot be printed)"
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _student_name(student: Callable) -> str:
     name = getattr(student, "__name__", "")
-    return name if name.isidentifier() else "your_function"
+    return name if isinstance(name, str) and name.isidentifier() else "your_function"
+
+
+OUTCOMES = ("value", "raised", "not_implemented", "timeout")
+"""The kinds of :meth:`Spec.call` outcome: ``("value", data)``, ``("raised", type name, message)``,
+``("not_implemented",)`` and ``("timeout",)``."""
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What a check is made of: its cases, its reference, how it reads and judges an output.
+
+    A check runs in three steps, which the grader runs in two processes: :meth:`cases` and
+    the ``reference`` answers (trusted: the grader's seed is secret), :meth:`call` of the
+    student's function on each case's inputs (beside the student's code, which may do
+    anything), and :meth:`judge` of the outputs it returns (trusted again).
+    :meth:`run` does all three in one process, which is what a notebook's ``check_x(f)``
+    does. ``output(returned)`` turns what the student's function returned into plain data
+    (numpy arrays, floats, :class:`Unreadable`, dicts and lists of those), the only thing
+    the judging step sees; ``compare(data, want)`` returns ``None`` when they match, else a
+    description of the difference (default: :func:`as_data` and an ``allclose`` with
+    ``atol``/``rtol`` on equal shapes that rejects NaN and inf where the reference is finite).
+    """
+
+    name: str
+    reference: Callable
+    make_case: Callable
+    hint: str
+    edge_cases: Sequence[tuple[str, tuple]] = ()
+    n_cases: int = 5
+    atol: float = 1e-5
+    rtol: float = 1e-4
+    compare: Callable | None = None
+    output: Callable = as_data
+
+    def cases(self, seed: int) -> list[tuple[str, tuple]]:
+        """``(label, args)`` of every case in order: the edge cases, then ``n_cases`` drawn from ``seed``."""
+        rng = np.random.default_rng(seed)
+        found = [(f"edge: {label}", args) for label, args in self.edge_cases]
+        return found + [(f"random case {i + 1} of {self.n_cases}", self.make_case(rng))
+                        for i in range(self.n_cases)]
+
+    def call(self, student: Callable, args: tuple) -> tuple:
+        """Call ``student`` on a deep copy of ``args``: its outcome (see ``OUTCOMES``), never an ``Exception``."""
+        try:
+            return ("value", self.output(student(*copy.deepcopy(args))))
+        except NotImplementedError:
+            return ("not_implemented",)
+        except Exception as err:  # a student's bug is reported, not raised
+            return ("raised", _type_name(err), _one_line(err))
+
+    def call_all(self, student: Callable, inputs: Sequence[tuple], time_limit: float | None = 10.0) -> list[tuple]:
+        """The outcomes of ``student`` on ``inputs`` in order, up to the first that is not a value.
+
+        This is the part of a check that runs beside the student's code; ``time_limit``
+        covers all the calls, as in :meth:`run`.
+        """
+        outcomes: list[tuple] = []
+        try:
+            with _time_limit(time_limit):
+                for args in inputs:
+                    outcomes.append(self.call(student, args))
+                    if outcomes[-1][0] != "value":
+                        break
+        except _Timeout:
+            outcomes.append(("timeout",))
+        return outcomes
+
+    def judge(self, got, want) -> str | None:
+        """``None`` when the output data ``got`` matches the reference answer ``want``, else the difference."""
+        if self.compare is not None:
+            return self.compare(got, want)
+        return _mismatch(got, want, self.atol, self.rtol)
+
+    def decide(self, case: str, outcome: tuple, want, *, seed: int, function: str,
+               time_limit: float | None) -> CheckResult | None:
+        """The result that ``outcome`` of ``case`` decides (a failure), or ``None`` when the case passed."""
+        rerun = f"Seed {seed}; re-run with checks.{self.name}({function}, seed={seed})."
+        kind = outcome[0]
+        if kind == "value":
+            problem = self.judge(outcome[1], want)
+            return None if problem is None else self._result("wrong", case, seed, f"{case}: {problem}. {rerun}")
+        if kind == "not_implemented":
+            return self._result("not_attempted", case, seed,
+                                f"not implemented yet ({case} raised NotImplementedError). {rerun}")
+        if kind == "raised":
+            return self._result("error", case, seed, f"{case}: your function raised {outcome[1]}: {outcome[2]}. "
+                                f"{rerun}")
+        if kind == "timeout":
+            limit = f"{time_limit:g} s" if time_limit else "time"
+            return self._result("timeout", case, seed, f"{case}: still running when the {limit} limit for the "
+                                f"whole check ran out. {rerun}")
+        raise ValueError(f"{self.name}: unknown outcome {kind!r}")
+
+    def passed(self, seed: int) -> CheckResult:
+        """The result of a function that matched every case."""
+        return self._result("ok", None, seed, f"matches the reference on {len(self.edge_cases)} edge cases and "
+                            f"{self.n_cases} random cases (seed {seed}).")
+
+    def _result(self, status: str, case: str | None, seed: int, message: str) -> CheckResult:
+        return CheckResult(check=self.name, status=status, case=case, seed=seed, message=message, hint=self.hint)
+
+    def run(self, student: Callable, *, seed: int | None = None, verbose: bool = True,
+            time_limit: float | None = 10.0) -> CheckResult:
+        """Make the cases, call ``student`` on each and judge it, stopping at the first failure.
+
+        ``seed`` draws the random cases (a fresh random seed when ``None``). ``time_limit``
+        (seconds, for the whole check; ``None`` for none) is enforced with ``SIGALRM`` only
+        on the main thread of a Unix process; elsewhere there is no limit. Prints
+        :attr:`CheckResult.line` when ``verbose``, nothing otherwise.
+        """
+        if not callable(student):
+            raise TypeError(f"{self.name}: pass your function itself, got {type(student).__name__}")
+        seed = random.SystemRandom().randrange(2**31) if seed is None else int(seed)
+        function = _student_name(student)
+        rng = np.random.default_rng(seed)
+        labelled = [(f"edge: {label}", lambda args=args: args) for label, args in self.edge_cases]
+        labelled += [(f"random case {i + 1} of {self.n_cases}", lambda: self.make_case(rng))
+                     for i in range(self.n_cases)]
+        res, case = None, None
+        try:
+            with _time_limit(time_limit):
+                for case, make in labelled:
+                    args = make()
+                    want = self.reference(*args)
+                    res = self.decide(case, self.call(student, args), want, seed=seed, function=function,
+                                      time_limit=time_limit)
+                    if res is not None:
+                        break
+        except _Timeout:
+            res = self.decide(case, ("timeout",), None, seed=seed, function=function, time_limit=time_limit)
+        if res is None:
+            res = self.passed(seed)
+        if verbose:
+            print(res.line)
+        return res
+
+
+def defined_by(make_spec: Callable[[], Spec]) -> Callable:
+    """Decorate a check function with the :class:`Spec` it runs, as ``check.spec()``.
+
+    The grader reads it from :data:`utils.checks.ALL_CHECKS` to run the check's steps apart.
+    """
+    def attach(check: Callable) -> Callable:
+        check.spec = make_spec
+        return check
+    return attach
 
 
 def run_check(name: str, student: Callable, reference: Callable, make_case: Callable, *,
@@ -164,61 +343,16 @@ def run_check(name: str, student: Callable, reference: Callable, make_case: Call
               compare: Callable | None = None, output: Callable | None = None) -> CheckResult:
     """Compare ``student(*args)`` with ``reference(*args)``: edge cases first, then random ones.
 
-    ``edge_cases`` is a list of ``(label, args)``; ``make_case(rng)`` gets a
-    ``numpy.random.Generator`` seeded with ``seed`` (a fresh random seed when
-    ``None``) and returns the argument tuple of one of the ``n_cases`` random cases.
-    The student gets a deep copy of the arguments, so changing them in place does no
-    harm. ``output(got)`` extracts the value to compare (default: as is).
-    ``compare(got, want)`` returns ``None`` when they match, else a description of
-    the difference; the default is an ``allclose`` with ``atol``/``rtol`` on equal
-    shapes that rejects NaN and inf where the reference is finite.
-
-    ``time_limit`` (seconds, for the whole check; ``None`` for none) is enforced with
-    ``SIGALRM`` only on the main thread of a Unix process; elsewhere there is no limit.
-    Prints :attr:`CheckResult.line` when ``verbose``, nothing otherwise.
+    A shortcut for ``Spec(...).run(student, ...)`` (see :class:`Spec`). ``edge_cases`` is a
+    list of ``(label, args)``; ``make_case(rng)`` gets a ``numpy.random.Generator`` seeded
+    with ``seed`` (a fresh random seed when ``None``) and returns the argument tuple of one
+    of the ``n_cases`` random cases. The student gets a deep copy of the arguments, so
+    changing them in place does no harm. ``output(returned)`` picks the value to compare
+    (default: as is), which :func:`as_data` then reads; ``compare`` is the spec's ``compare``.
     """
-    if not callable(student):
-        raise TypeError(f"{name}: pass your function itself, got {type(student).__name__}")
-    seed = random.SystemRandom().randrange(2**31) if seed is None else int(seed)
-    rerun = f"Seed {seed}; re-run with checks.{name}({_student_name(student)}, seed={seed})."
-    compare = compare or (lambda got, want: _mismatch(got, want, atol, rtol))
-    labelled = [(f"edge: {label}", lambda args=args: args) for label, args in edge_cases]
-    rng = np.random.default_rng(seed)
-    labelled += [(f"random case {i + 1} of {n_cases}", lambda: make_case(rng)) for i in range(n_cases)]
-
-    def result(status, case, message):
-        return CheckResult(check=name, status=status, case=case, seed=seed, message=message, hint=hint)
-
-    case = None
-    try:
-        with _time_limit(time_limit):
-            for case, make in labelled:
-                args = make()
-                want = reference(*args)
-                try:
-                    got = student(*copy.deepcopy(args))
-                    got = output(got) if output is not None else got
-                except NotImplementedError:
-                    res = result("not_attempted", case, f"not implemented yet ({case} raised "
-                                 f"NotImplementedError). {rerun}")
-                    break
-                except Exception as err:  # a student's bug is reported, not raised
-                    res = result("error", case, f"{case}: your function raised "
-                                 f"{type(err).__name__}: {_one_line(err)}. {rerun}")
-                    break
-                problem = compare(got, want)
-                if problem is not None:
-                    res = result("wrong", case, f"{case}: {problem}. {rerun}")
-                    break
-            else:
-                res = result("ok", None, f"matches the reference on {len(edge_cases)} edge cases "
-                             f"and {n_cases} random cases (seed {seed}).")
-    except _Timeout:
-        res = result("timeout", case, f"{case}: still running when the {time_limit:g} s limit "
-                     f"for the whole check ran out. {rerun}")
-    if verbose:
-        print(res.line)
-    return res
+    probe = as_data if output is None else (lambda returned: as_data(output(returned)))
+    spec = Spec(name, reference, make_case, hint, tuple(edge_cases), n_cases, atol, rtol, compare, probe)
+    return spec.run(student, seed=seed, verbose=verbose, time_limit=time_limit)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -252,6 +386,15 @@ def _softmax_edges():
     ]
 
 
+def _softmax_spec() -> Spec:
+    return Spec("check_softmax", lambda x: torch.softmax(x, -1), _scores_case,
+                edge_cases=_softmax_edges(),
+                hint="subtract each row's maximum (x.amax(-1, keepdim=True)), not its mean, "
+                     "before exp, then divide by the row sum (keepdim=True keeps the shapes "
+                     "aligned).")
+
+
+@defined_by(_softmax_spec)
 def check_softmax(student: Callable, *, seed: int | None = None, verbose: bool = True,
                   time_limit: float | None = 10.0) -> CheckResult:
     """Check a softmax over the last axis, on rows spread over 1000 that overflow ``exp``.
@@ -260,11 +403,7 @@ def check_softmax(student: Callable, *, seed: int | None = None, verbose: bool =
     near-constant rows at +-1000, and a 3-D batch with rows at -1000 and +1000.
     The time limit only applies on the main thread of a Unix process.
     """
-    return run_check("check_softmax", student, lambda x: torch.softmax(x, -1), _scores_case,
-                     edge_cases=_softmax_edges(), seed=seed, verbose=verbose, time_limit=time_limit,
-                     hint="subtract each row's maximum (x.amax(-1, keepdim=True)), not its mean, "
-                          "before exp, then divide by the row sum (keepdim=True keeps the shapes "
-                          "aligned).")
+    return _softmax_spec().run(student, seed=seed, verbose=verbose, time_limit=time_limit)
 
 
 def _qkv_case(rng):
@@ -294,6 +433,20 @@ def _attention_edges():
     ]
 
 
+def _attention_spec() -> Spec:
+    import torch.nn.functional as F
+
+    def ref(q, k, v, mask):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+    return Spec("check_attention", ref, _qkv_case, edge_cases=_attention_edges(),
+                output=lambda out: as_data(out[0] if isinstance(out, tuple) else out),
+                hint="scores = q @ k.transpose(-2, -1) / sqrt(d_k); set scores to -inf where "
+                     "mask is False (masked_fill(~mask, -inf)); softmax over the last axis; "
+                     "multiply by v.")
+
+
+@defined_by(_attention_spec)
 def check_attention(student: Callable, *, seed: int | None = None, verbose: bool = True,
                     time_limit: float | None = 10.0) -> CheckResult:
     """Check ``student(q, k, v, mask) -> output`` against torch's SDPA (True = may attend).
@@ -303,19 +456,23 @@ def check_attention(student: Callable, *, seed: int | None = None, verbose: bool
     with d_k = 64, and large scores where the 1/sqrt(d_k) scaling matters.
     The time limit only applies on the main thread of a Unix process.
     """
-    import torch.nn.functional as F
-
-    def ref(q, k, v, mask):
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-
-    return run_check("check_attention", student, ref, _qkv_case, edge_cases=_attention_edges(),
-                     output=lambda out: out[0] if isinstance(out, tuple) else out,
-                     seed=seed, verbose=verbose, time_limit=time_limit,
-                     hint="scores = q @ k.transpose(-2, -1) / sqrt(d_k); set scores to -inf where "
-                          "mask is False (masked_fill(~mask, -inf)); softmax over the last axis; "
-                          "multiply by v.")
+    return _attention_spec().run(student, seed=seed, verbose=verbose, time_limit=time_limit)
 
 
+def _sinusoidal_encoding_spec() -> Spec:
+    def case(rng):
+        return int(rng.integers(1, 64)), 2 * int(rng.integers(1, 33))
+
+    return Spec("check_sinusoidal_encoding", transformer.sinusoidal_positional_encoding,
+                case, atol=1e-4,
+                edge_cases=[("one position, d_model = 2", (1, 2)),
+                            ("8 positions, d_model = 6: sin/cos pairs share a frequency", (8, 6)),
+                            ("200 positions, d_model = 64", (200, 64))],
+                hint="even columns 2i hold sin(p / 10000**(2i/d)), odd columns 2i+1 hold "
+                     "cos of the same angle (interleaved, not all sines then all cosines).")
+
+
+@defined_by(_sinusoidal_encoding_spec)
 def check_sinusoidal_encoding(student: Callable, *, seed: int | None = None, verbose: bool = True,
                               time_limit: float | None = 10.0) -> CheckResult:
     """Check ``student(n_positions, d_model) -> (n_positions, d_model)`` sinusoidal table.
@@ -325,16 +482,7 @@ def check_sinusoidal_encoding(student: Callable, *, seed: int | None = None, ver
     putting all sines before all cosines), and 200 positions with d_model = 64.
     The time limit only applies on the main thread of a Unix process.
     """
-    def case(rng):
-        return int(rng.integers(1, 64)), 2 * int(rng.integers(1, 33))
-
-    return run_check("check_sinusoidal_encoding", student, transformer.sinusoidal_positional_encoding,
-                     case, atol=1e-4, seed=seed, verbose=verbose, time_limit=time_limit,
-                     edge_cases=[("one position, d_model = 2", (1, 2)),
-                                 ("8 positions, d_model = 6: sin/cos pairs share a frequency", (8, 6)),
-                                 ("200 positions, d_model = 64", (200, 64))],
-                     hint="even columns 2i hold sin(p / 10000**(2i/d)), odd columns 2i+1 hold "
-                          "cos of the same angle (interleaved, not all sines then all cosines).")
+    return _sinusoidal_encoding_spec().run(student, seed=seed, verbose=verbose, time_limit=time_limit)
 
 
 def _layer_norm_edges():
@@ -357,15 +505,7 @@ def _layer_norm_edges():
     ]
 
 
-def check_layer_norm(student: Callable, *, seed: int | None = None, verbose: bool = True,
-                     time_limit: float | None = 10.0) -> CheckResult:
-    """Check ``student(x, gamma, beta, eps) -> y``, a LayerNorm over the last axis.
-
-    Edge cases: tokens with variance ~1e-6 (eps outside the square root fails),
-    constant tokens (no eps gives NaN), d = 3 (the unbiased variance fails), and
-    eps = 0.1 (a hard-coded eps fails). The time limit only applies on the main
-    thread of a Unix process.
-    """
+def _layer_norm_spec() -> Spec:
     import torch.nn.functional as F
 
     def case(rng):
@@ -377,8 +517,20 @@ def check_layer_norm(student: Callable, *, seed: int | None = None, verbose: boo
     def ref(x, gamma, beta, eps):
         return F.layer_norm(x, (x.shape[-1],), gamma, beta, eps)
 
-    return run_check("check_layer_norm", student, ref, case, edge_cases=_layer_norm_edges(),
-                     seed=seed, verbose=verbose, time_limit=time_limit,
-                     hint="normalise each token by its own mean and *biased* variance "
-                          "(unbiased=False), divide by sqrt(var + eps) with eps inside the square "
-                          "root, then scale by gamma and shift by beta.")
+    return Spec("check_layer_norm", ref, case, edge_cases=_layer_norm_edges(),
+                hint="normalise each token by its own mean and *biased* variance "
+                     "(unbiased=False), divide by sqrt(var + eps) with eps inside the square "
+                     "root, then scale by gamma and shift by beta.")
+
+
+@defined_by(_layer_norm_spec)
+def check_layer_norm(student: Callable, *, seed: int | None = None, verbose: bool = True,
+                     time_limit: float | None = 10.0) -> CheckResult:
+    """Check ``student(x, gamma, beta, eps) -> y``, a LayerNorm over the last axis.
+
+    Edge cases: tokens with variance ~1e-6 (eps outside the square root fails),
+    constant tokens (no eps gives NaN), d = 3 (the unbiased variance fails), and
+    eps = 0.1 (a hard-coded eps fails). The time limit only applies on the main
+    thread of a Unix process.
+    """
+    return _layer_norm_spec().run(student, seed=seed, verbose=verbose, time_limit=time_limit)

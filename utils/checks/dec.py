@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .core import CheckResult, run_check
+from .core import CheckResult, Spec, defined_by
 
 __all__ = ["check_soft_assignment", "check_target_distribution"]
 
@@ -25,6 +25,22 @@ def _soft_assignment_edges():
     ]
 
 
+def _soft_assignment_spec() -> Spec:
+    from ..dec import soft_assignment
+
+    def case(rng):
+        n, k, d = int(rng.integers(1, 20)), int(rng.integers(2, 8)), int(rng.integers(1, 9))
+        return (torch.tensor(rng.normal(size=(n, d))), torch.tensor(rng.normal(size=(k, d))),
+                float(rng.choice([0.5, 1.0, 2.0])))
+
+    return Spec("check_soft_assignment", soft_assignment, case,
+                edge_cases=_soft_assignment_edges(),
+                hint="q_ij is proportional to (1 + ||z_i - mu_j||^2 / alpha) ** "
+                     "(-(alpha + 1) / 2) with the *squared* distance; normalise each row "
+                     "(dim=1) to sum to 1.")
+
+
+@defined_by(_soft_assignment_spec)
 def check_soft_assignment(student: Callable, *, seed: int | None = None, verbose: bool = True,
                           time_limit: float | None = 10.0) -> CheckResult:
     """Check ``student(z, centroids, alpha) -> q`` (Student-t soft assignments, rows sum to 1).
@@ -33,19 +49,7 @@ def check_soft_assignment(student: Callable, *, seed: int | None = None, verbose
     single point, and points far from every centroid (a Gaussian kernel, or distances
     not squared, fails). The time limit only applies on the main thread of a Unix process.
     """
-    from ..dec import soft_assignment
-
-    def case(rng):
-        n, k, d = int(rng.integers(1, 20)), int(rng.integers(2, 8)), int(rng.integers(1, 9))
-        return (torch.tensor(rng.normal(size=(n, d))), torch.tensor(rng.normal(size=(k, d))),
-                float(rng.choice([0.5, 1.0, 2.0])))
-
-    return run_check("check_soft_assignment", student, soft_assignment, case,
-                     edge_cases=_soft_assignment_edges(), seed=seed, verbose=verbose,
-                     time_limit=time_limit,
-                     hint="q_ij is proportional to (1 + ||z_i - mu_j||^2 / alpha) ** "
-                          "(-(alpha + 1) / 2) with the *squared* distance; normalise each row "
-                          "(dim=1) to sum to 1.")
+    return _soft_assignment_spec().run(student, seed=seed, verbose=verbose, time_limit=time_limit)
 
 
 def _target_edges():
@@ -59,6 +63,21 @@ def _target_edges():
     ]
 
 
+def _target_distribution_spec() -> Spec:
+    from ..dec import target_distribution
+
+    def case(rng):
+        n, k = int(rng.integers(2, 30)), int(rng.integers(2, 8))
+        logits = torch.tensor(rng.normal(scale=2.0, size=(n, k)))
+        return (torch.softmax(logits, dim=1),)
+
+    return Spec("check_target_distribution", target_distribution, case,
+                edge_cases=_target_edges(),
+                hint="square q, divide each column by its cluster frequency f_j = q[:, j].sum() "
+                     "(a sum over the points, dim=0), then renormalise each row to sum to 1.")
+
+
+@defined_by(_target_distribution_spec)
 def check_target_distribution(student: Callable, *, seed: int | None = None, verbose: bool = True,
                               time_limit: float | None = 10.0) -> CheckResult:
     """Check ``student(q) -> p``, DEC's sharpened target distribution.
@@ -68,14 +87,4 @@ def check_target_distribution(student: Callable, *, seed: int | None = None, ver
     columns instead of the rows fails), and a uniform q. The time limit only applies
     on the main thread of a Unix process.
     """
-    from ..dec import target_distribution
-
-    def case(rng):
-        n, k = int(rng.integers(2, 30)), int(rng.integers(2, 8))
-        logits = torch.tensor(rng.normal(scale=2.0, size=(n, k)))
-        return (torch.softmax(logits, dim=1),)
-
-    return run_check("check_target_distribution", student, target_distribution, case,
-                     edge_cases=_target_edges(), seed=seed, verbose=verbose, time_limit=time_limit,
-                     hint="square q, divide each column by its cluster frequency f_j = q[:, j].sum() "
-                          "(a sum over the points, dim=0), then renormalise each row to sum to 1.")
+    return _target_distribution_spec().run(student, seed=seed, verbose=verbose, time_limit=time_limit)

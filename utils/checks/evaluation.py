@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..metrics.generative import frechet_distance, inception_score
-from .core import CheckResult, _mismatch, run_check
+from .core import CheckResult, Spec, _mismatch, _type_name, as_float, defined_by
 
 __all__ = ["check_frechet_distance", "check_inception_score"]
 
@@ -46,14 +46,22 @@ def _frechet_edges():
 
 
 def _scalar_mismatch(got, want, atol: float, rtol: float):
-    """Compare a float answer; a 0-d or one-element array or tensor counts as a float."""
-    try:
-        got = float(got)
-    except (TypeError, ValueError, RuntimeError):
-        return f"your function returned a {type(got).__name__}, not a number"
+    """Compare a float answer (read by :func:`as_float`)."""
+    if not isinstance(got, float):
+        return f"your function returned a {_type_name(got)}, not a number"
     return _mismatch(got, want, atol, rtol)
 
 
+def _frechet_distance_spec() -> Spec:
+    return Spec("check_frechet_distance", frechet_distance, _stats_case,
+                edge_cases=_frechet_edges(),
+                output=as_float, compare=lambda got, want: _scalar_mismatch(got, want, 1e-4, 1e-4),
+                hint="||mu1 - mu2||^2 + tr(sigma1) + tr(sigma2) - 2 tr(sqrtm(sigma1 @ sigma2)); "
+                     "keep only the real part of scipy.linalg.sqrtm, or take square roots of "
+                     "eigenvalues clipped at 0, so a singular covariance does not give NaN.")
+
+
+@defined_by(_frechet_distance_spec)
 def check_frechet_distance(student: Callable, *, seed: int | None = None, verbose: bool = True,
                            time_limit: float | None = 10.0) -> CheckResult:
     """Check ``student(mu1, sigma1, mu2, sigma2) -> float``, the squared Fréchet distance.
@@ -64,12 +72,7 @@ def check_frechet_distance(student: Callable, *, seed: int | None = None, verbos
     term, or a mean difference not squared, fails). The time limit only
     applies on the main thread of a Unix process.
     """
-    return run_check("check_frechet_distance", student, frechet_distance, _stats_case,
-                     edge_cases=_frechet_edges(), seed=seed, verbose=verbose, time_limit=time_limit,
-                     compare=lambda got, want: _scalar_mismatch(got, want, 1e-4, 1e-4),
-                     hint="||mu1 - mu2||^2 + tr(sigma1) + tr(sigma2) - 2 tr(sqrtm(sigma1 @ sigma2)); "
-                          "keep only the real part of scipy.linalg.sqrtm, or take square roots of "
-                          "eigenvalues clipped at 0, so a singular covariance does not give NaN.")
+    return _frechet_distance_spec().run(student, seed=seed, verbose=verbose, time_limit=time_limit)
 
 
 def _inception_edges():
@@ -83,6 +86,22 @@ def _inception_edges():
     ]
 
 
+def _inception_score_spec() -> Spec:
+    def case(rng):
+        n, c = int(rng.integers(2, 50)), int(rng.integers(2, 11))
+        logits = rng.normal(scale=rng.uniform(0.5, 5.0), size=(n, c))
+        p = np.exp(logits - logits.max(1, keepdims=True))
+        return (p / p.sum(1, keepdims=True),)
+
+    return Spec("check_inception_score", inception_score, case,
+                edge_cases=_inception_edges(),
+                output=as_float, compare=lambda got, want: _scalar_mismatch(got, want, 1e-8, 1e-5),
+                hint="p_y = probs.mean(0) (over the samples); KL of each row to p_y summed "
+                     "over classes, with 0 * log 0 = 0 (np.where(probs > 0, ..., 0)); exp "
+                     "of the mean KL.")
+
+
+@defined_by(_inception_score_spec)
 def check_inception_score(student: Callable, *, seed: int | None = None, verbose: bool = True,
                           time_limit: float | None = 10.0) -> CheckResult:
     """Check ``student(probs) -> float``, the Inception Score of ``(N, C)`` probabilities.
@@ -91,15 +110,4 @@ def check_inception_score(student: Callable, *, seed: int | None = None, verbose
     uniform probabilities (IS = 1), one class for every sample (IS = 1), and a class
     nobody predicts. The time limit only applies on the main thread of a Unix process.
     """
-    def case(rng):
-        n, c = int(rng.integers(2, 50)), int(rng.integers(2, 11))
-        logits = rng.normal(scale=rng.uniform(0.5, 5.0), size=(n, c))
-        p = np.exp(logits - logits.max(1, keepdims=True))
-        return (p / p.sum(1, keepdims=True),)
-
-    return run_check("check_inception_score", student, inception_score, case,
-                     edge_cases=_inception_edges(), seed=seed, verbose=verbose, time_limit=time_limit,
-                     compare=lambda got, want: _scalar_mismatch(got, want, 1e-8, 1e-5),
-                     hint="p_y = probs.mean(0) (over the samples); KL of each row to p_y summed "
-                          "over classes, with 0 * log 0 = 0 (np.where(probs > 0, ..., 0)); exp "
-                          "of the mean KL.")
+    return _inception_score_spec().run(student, seed=seed, verbose=verbose, time_limit=time_limit)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from .. import gan
-from .core import CheckResult, run_check
+from .core import CheckResult, Spec, defined_by
 
 __all__ = ["check_d_hinge_loss", "check_g_hinge_loss", "check_cutout"]
 
@@ -24,6 +24,19 @@ def _t(values) -> torch.Tensor:
     return torch.tensor(values, dtype=torch.float64)
 
 
+def _d_hinge_loss_spec() -> Spec:
+    edges = [
+        ("confident logits beyond the margins (real 3, fake -3): loss 0", (_t([3.0, 3.0]), _t([-3.0, -3.0]))),
+        ("logits inside the margins (real 0.5, fake -0.5): loss 1", (_t([0.5, 0.5]), _t([-0.5, -0.5]))),
+        ("2 real and 6 fake logits: two separate means",
+         (_t([-1.0, 2.0]), _t([0.5, 0.5, 0.5, 0.5, 0.5, 0.5]))),
+    ]
+    return Spec("check_d_hinge_loss", gan.d_hinge_loss, _logits_case, edge_cases=edges,
+                hint="mean of relu(1 - real_logits) plus mean of relu(1 + fake_logits); "
+                     "the two means are taken separately (the batches may differ in size).")
+
+
+@defined_by(_d_hinge_loss_spec)
 def check_d_hinge_loss(student: Callable, *, seed: int | None = None, verbose: bool = True,
                        time_limit: float | None = 10.0) -> CheckResult:
     """Check ``student(real_logits, fake_logits) -> scalar``, the discriminator's hinge loss.
@@ -32,18 +45,20 @@ def check_d_hinge_loss(student: Callable, *, seed: int | None = None, verbose: b
     inside the margins, and 2 real against 6 fake logits (one mean over both batches
     fails). The time limit only applies on the main thread of a Unix process.
     """
+    return _d_hinge_loss_spec().run(student, seed=seed, verbose=verbose, time_limit=time_limit)
+
+
+def _g_hinge_loss_spec() -> Spec:
     edges = [
-        ("confident logits beyond the margins (real 3, fake -3): loss 0", (_t([3.0, 3.0]), _t([-3.0, -3.0]))),
-        ("logits inside the margins (real 0.5, fake -0.5): loss 1", (_t([0.5, 0.5]), _t([-0.5, -0.5]))),
-        ("2 real and 6 fake logits: two separate means",
-         (_t([-1.0, 2.0]), _t([0.5, 0.5, 0.5, 0.5, 0.5, 0.5]))),
+        ("fake logits beyond the margin (3): the generator has no hinge", (_t([3.0, 3.0, 3.0]),)),
+        ("negative fake logits (-2 and -1)", (_t([-2.0, -1.0]),)),
     ]
-    return run_check("check_d_hinge_loss", student, gan.d_hinge_loss, _logits_case, edge_cases=edges,
-                     seed=seed, verbose=verbose, time_limit=time_limit,
-                     hint="mean of relu(1 - real_logits) plus mean of relu(1 + fake_logits); "
-                          "the two means are taken separately (the batches may differ in size).")
+    return Spec("check_g_hinge_loss", gan.g_hinge_loss,
+                lambda rng: _logits_case(rng)[1:], edge_cases=edges,
+                hint="the generator has no hinge: it minimises -mean(fake_logits).")
 
 
+@defined_by(_g_hinge_loss_spec)
 def check_g_hinge_loss(student: Callable, *, seed: int | None = None, verbose: bool = True,
                        time_limit: float | None = 10.0) -> CheckResult:
     """Check ``student(fake_logits) -> scalar``, the generator's hinge loss.
@@ -52,14 +67,7 @@ def check_g_hinge_loss(student: Callable, *, seed: int | None = None, verbose: b
     (the sign of the mean matters). The time limit only applies on the main thread of
     a Unix process.
     """
-    edges = [
-        ("fake logits beyond the margin (3): the generator has no hinge", (_t([3.0, 3.0, 3.0]),)),
-        ("negative fake logits (-2 and -1)", (_t([-2.0, -1.0]),)),
-    ]
-    return run_check("check_g_hinge_loss", student, gan.g_hinge_loss,
-                     lambda rng: _logits_case(rng)[1:], edge_cases=edges,
-                     seed=seed, verbose=verbose, time_limit=time_limit,
-                     hint="the generator has no hinge: it minimises -mean(fake_logits).")
+    return _g_hinge_loss_spec().run(student, seed=seed, verbose=verbose, time_limit=time_limit)
 
 
 def _cutout_ref(images, rows, cols, size):
@@ -81,6 +89,21 @@ def _cutout_edges():
     ]
 
 
+def _cutout_spec() -> Spec:
+    def case(rng):
+        b, h = int(rng.integers(1, 6)), int(rng.integers(4, 10))
+        size = int(rng.integers(1, 4))
+        return (torch.tensor(rng.random((b, h, h))), torch.tensor(rng.integers(0, h, size=b)),
+                torch.tensor(rng.integers(0, h, size=b)), size)
+
+    return Spec("check_cutout", _cutout_ref, case, edge_cases=_cutout_edges(),
+                hint="with r = arange(H)[None, :, None], c = arange(W)[None, None, :], "
+                     "top = rows[:, None, None] and left = cols[:, None, None], the hole is "
+                     "(r >= top) & (r < top + size) & (c >= left) & (c < left + size), a (B, H, "
+                     "W) mask; multiply the images by ~hole.")
+
+
+@defined_by(_cutout_spec)
 def check_cutout(student: Callable, *, seed: int | None = None, verbose: bool = True,
                  time_limit: float | None = 10.0) -> CheckResult:
     """Check ``student(images, rows, cols, size) -> images`` zeroing a square per image.
@@ -91,15 +114,4 @@ def check_cutout(student: Callable, *, seed: int | None = None, verbose: bool = 
     (using H for both axes fails). The time limit only applies on the main thread of a
     Unix process.
     """
-    def case(rng):
-        b, h = int(rng.integers(1, 6)), int(rng.integers(4, 10))
-        size = int(rng.integers(1, 4))
-        return (torch.tensor(rng.random((b, h, h))), torch.tensor(rng.integers(0, h, size=b)),
-                torch.tensor(rng.integers(0, h, size=b)), size)
-
-    return run_check("check_cutout", student, _cutout_ref, case, edge_cases=_cutout_edges(),
-                     seed=seed, verbose=verbose, time_limit=time_limit,
-                     hint="with r = arange(H)[None, :, None], c = arange(W)[None, None, :], "
-                          "top = rows[:, None, None] and left = cols[:, None, None], the hole is "
-                          "(r >= top) & (r < top + size) & (c >= left) & (c < left + size), a (B, H, "
-                          "W) mask; multiply the images by ~hole.")
+    return _cutout_spec().run(student, seed=seed, verbose=verbose, time_limit=time_limit)

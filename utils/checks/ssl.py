@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .core import CheckResult, run_check
+from .core import CheckResult, Spec, defined_by
 
 __all__ = ["check_nt_xent", "check_masked_mse"]
 
@@ -35,6 +35,18 @@ def _nt_xent_edges():
     ]
 
 
+def _nt_xent_spec() -> Spec:
+    from ..ssl import nt_xent_reference
+
+    return Spec("check_nt_xent", nt_xent_reference, _pair_case, atol=1e-4,
+                edge_cases=_nt_xent_edges(),
+                hint="L2-normalise the 2N rows of cat([z1, z2]), divide the cosine "
+                     "similarities by the temperature, exclude each row's similarity with "
+                     "itself (-inf on the diagonal), and average -log softmax at the other "
+                     "view (row i <-> i+N) over all 2N rows.")
+
+
+@defined_by(_nt_xent_spec)
 def check_nt_xent(student: Callable, *, seed: int | None = None, verbose: bool = True,
                   time_limit: float | None = 10.0) -> CheckResult:
     """Check ``student(z1, z2, temperature) -> scalar`` against the cross-entropy formulation.
@@ -44,14 +56,7 @@ def check_nt_xent(student: Callable, *, seed: int | None = None, verbose: bool =
     asymmetric cases where averaging over only N anchors fails. The time limit only
     applies on the main thread of a Unix process.
     """
-    from ..ssl import nt_xent_reference
-
-    return run_check("check_nt_xent", student, nt_xent_reference, _pair_case, atol=1e-4,
-                     edge_cases=_nt_xent_edges(), seed=seed, verbose=verbose, time_limit=time_limit,
-                     hint="L2-normalise the 2N rows of cat([z1, z2]), divide the cosine "
-                          "similarities by the temperature, exclude each row's similarity with "
-                          "itself (-inf on the diagonal), and average -log softmax at the other "
-                          "view (row i <-> i+N) over all 2N rows.")
+    return _nt_xent_spec().run(student, seed=seed, verbose=verbose, time_limit=time_limit)
 
 
 def _masked_mse_edges():
@@ -71,15 +76,7 @@ def _masked_mse_edges():
     ]
 
 
-def check_masked_mse(student: Callable, *, seed: int | None = None, verbose: bool = True,
-                     time_limit: float | None = 10.0) -> CheckResult:
-    """Check ``student(pred, target, mask) -> scalar``: the MSE over the hidden patches only.
-
-    Edge cases: one hidden patch in the batch (averaging over all patches, or an
-    inverted mask, fails), 1 and 3 hidden patches in two images (a mean of per-image
-    means fails), and every patch hidden. The time limit only applies on the main
-    thread of a Unix process.
-    """
+def _masked_mse_spec() -> Spec:
     def case(rng):
         b, n, p = int(rng.integers(1, 6)), int(rng.integers(2, 17)), int(rng.integers(1, 17))
         mask = torch.tensor(rng.random((b, n)) < 0.5)
@@ -91,8 +88,20 @@ def check_masked_mse(student: Callable, *, seed: int | None = None, verbose: boo
         err = ((pred - target) ** 2).mean(-1)
         return (err * mask).sum() / mask.sum()
 
-    return run_check("check_masked_mse", student, ref, case, edge_cases=_masked_mse_edges(),
-                     seed=seed, verbose=verbose, time_limit=time_limit,
-                     hint="average the squared error over each patch's pixels, then average "
-                          "over all the hidden patches of the batch (mask == True) at once, not "
-                          "over all patches and not image by image.")
+    return Spec("check_masked_mse", ref, case, edge_cases=_masked_mse_edges(),
+                hint="average the squared error over each patch's pixels, then average "
+                     "over all the hidden patches of the batch (mask == True) at once, not "
+                     "over all patches and not image by image.")
+
+
+@defined_by(_masked_mse_spec)
+def check_masked_mse(student: Callable, *, seed: int | None = None, verbose: bool = True,
+                     time_limit: float | None = 10.0) -> CheckResult:
+    """Check ``student(pred, target, mask) -> scalar``: the MSE over the hidden patches only.
+
+    Edge cases: one hidden patch in the batch (averaging over all patches, or an
+    inverted mask, fails), 1 and 3 hidden patches in two images (a mean of per-image
+    means fails), and every patch hidden. The time limit only applies on the main
+    thread of a Unix process.
+    """
+    return _masked_mse_spec().run(student, seed=seed, verbose=verbose, time_limit=time_limit)

@@ -3,9 +3,10 @@
 Solutions sit between a ``{solution-start} <label>`` and a ``{solution-end}`` directive (see
 CONTRIBUTING.md). A student copy keeps everything else and puts one **answer cell** where each
 solution was. Every answer cell carries ``metadata.tful.exercise = "<label>"``, which is how
-:mod:`utils.grade` finds it again in a submission.
+the grader (:mod:`classroom.grade`) finds it again in a submission.
 
-* An **auto-checked** exercise is one whose solution calls a check, ``checks.check_x(my_f)``.
+* An **auto-checked** exercise is one whose solution has a statement that is a check call,
+  ``assert checks.check_x(my_f)`` (see :func:`classroom.answers.check_call`).
   Its answer cell is pre-filled with a stub of ``my_f`` (same name and signature as the
   solution's ``def``, body ``raise NotImplementedError``) followed by
   ``assert checks.check_x(my_f)``: an unfinished copy fails loudly, a finished one passes.
@@ -17,7 +18,7 @@ cell has ``metadata.tful.points``.
 Copies are deterministic: the same chapter gives a byte-identical copy (cell ids are derived
 from the source). Run it as::
 
-    python -m utils.student notebooks/01_attention_from_scratch.ipynb --out _build/student
+    python -m classroom.student notebooks/01_attention_from_scratch.ipynb --out _build/student
 
 which writes ``_build/student/01_attention_from_scratch/01_attention_from_scratch.ipynb`` and,
 next to it, ``assignment.json`` (chapter, source commit, SHA-256 of the copy, and per exercise
@@ -38,8 +39,11 @@ from pathlib import Path
 
 import nbformat
 
+from .answers import check_calls
+from .assignment import FORMAT
+
 __all__ = ["Exercise", "Assignment", "student_copy", "make_assignment", "write_assignment",
-           "setup_imports", "check_calls", "main", "POINTS_AUTO", "POINTS_MANUAL"]
+           "setup_imports", "source_commit", "main", "POINTS_AUTO", "POINTS_MANUAL"]
 
 START = re.compile(r"```\{solution-start\}[ \t]*(\S*)[^\n]*\n(?::[^\n]*\n)*```[ \t]*\n?")
 END = re.compile(r"```\{solution-end\}[^\n]*\n```[ \t]*\n?")
@@ -47,7 +51,6 @@ PLACEHOLDER = "# Your answer here."
 STUB_HEADER = "# Your answer here: replace each `raise NotImplementedError` with your code.\n"
 POINTS_AUTO = 2
 POINTS_MANUAL = 1
-FORMAT = 1  # version of assignment.json
 
 
 @dataclass(frozen=True)
@@ -97,27 +100,6 @@ def _parse(code: str) -> ast.Module | None:
         return ast.parse("\n".join(lines))
     except SyntaxError:
         return None
-
-
-def check_calls(tree: ast.AST) -> list[tuple[str, str]]:
-    """``(check name, function name)`` for every ``checks.check_x(f)`` / ``check_x(f)`` call."""
-    found = []
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call) or not node.args or not isinstance(node.args[0], ast.Name):
-            continue
-        func = node.func
-        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-        if name.startswith("check_") and (name, node.args[0].id) not in found:
-            found.append((name, node.args[0].id))
-    return sorted(found, key=lambda pair: _position(tree, pair))
-
-
-def _position(tree, pair):
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Name) \
-                and node.args[0].id == pair[1]:
-            return (node.lineno, node.col_offset)
-    return (0, 0)
 
 
 def setup_imports(nb: nbformat.NotebookNode) -> str:
