@@ -10,7 +10,7 @@ On real images, the encoder's class head is then a clustering
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -234,4 +234,5 @@ def cluster_assignments(encoder: TransformerLatentEncoder, images) -> torch.Tens
 
 models.register(models.Recipe(
     name="clustergan", default=CLUSTERGAN_CONFIG, build=ClusterGAN, train=train_clustergan,
-    summary="ClusterGAN with Transformers: one-hot plus noise latent, encoder inverting G"))
+    summary="ClusterGAN with Transformers: one-hot plus noise latent, encoder inverting G",
+    full=replace(CLUSTERGAN_CONFIG, epochs=100)))

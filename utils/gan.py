@@ -457,5 +457,5 @@ def train_gan(config: GANConfig = GAN_CONFIG, images: torch.Tensor | None = None
 models.register(models.Recipe(
     name="gan", default=GAN_CONFIG, build=GAN, train=train_gan,
     summary="Transformer GAN (hinge loss, spectral norm, cutout, TTUR, EMA) for 8x8 digits",
-    full=replace(GAN_CONFIG, epochs=300, d_model=96, d_ff=192,
-                 checkpoints=(1, 5, 10, 20, 30, 60, 100, 150, 200, 300))))
+    full=replace(GAN_CONFIG, epochs=150, d_model=96, d_ff=192,
+                 checkpoints=(1, 5, 10, 20, 30, 60, 100, 150))))
