@@ -1,6 +1,6 @@
 """The teaching team's tools: student copies of the chapters and the grader.
 
-Not part of the book's library :mod:`utils` (the wheel students install holds ``utils`` only).
+Not part of the book's library ``utils`` (the wheel students install holds ``utils`` only).
 Its one interface to the book is :data:`utils.checks.ALL_CHECKS`: each check's
 :class:`utils.checks.Spec`, run in steps so that the verdict is computed where a student's code
 cannot reach it.
