@@ -115,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="cross: every seed on the first thread count, then every other thread count on "
                              "the first seed; grid: every seed on every thread count")
     parser.add_argument("--append", action="store_true", help="add to the settings already in --out")
+    parser.add_argument("--rerun", action="store_true",
+                        help="with --append: run the given notebooks again in settings --out already has, "
+                             "replacing their results there (after fixing a notebook that failed)")
     args = parser.parse_args(argv)
     paths = [p.resolve() for p in args.notebooks] or DEFAULT_NOTEBOOKS
     if args.design == "grid":
@@ -124,9 +127,15 @@ def main(argv: list[str] | None = None) -> int:
     settings = json.loads(args.out.read_text())["runs"] if args.append and args.out.exists() else []
     done = {(st["seed_offset"], st["train_threads"]) for st in settings}
     for seed, threads in plan:
-        if (seed, threads) in done:
+        if (seed, threads) in done and not args.rerun:
             continue
-        settings.append(run_setting(paths, seed, threads, args.timeout, max(1, min(args.jobs, len(paths)))))
+        new = run_setting(paths, seed, threads, args.timeout, max(1, min(args.jobs, len(paths))))
+        old = next((st for st in settings if (st["seed_offset"], st["train_threads"]) == (seed, threads)), None)
+        if old is None:
+            settings.append(new)
+        else:               # the other notebooks keep their results; the setting records the rerun's commit
+            old["notebooks"].update(new["notebooks"])
+            old["commit"] = new["commit"]
         write(args, paths, settings)  # after every setting, so a long sweep can be inspected
     return 1 if any(not nb["passed"] for st in settings for nb in st["notebooks"].values()) else 0
 
@@ -137,7 +146,7 @@ def write(args, paths: list[Path], settings: list[dict]) -> None:
                 for st in settings for stem, nb in st["notebooks"].items() if not nb["passed"]]
     report = {"machine": machine(), "seed_offsets": sorted({st["seed_offset"] for st in settings}),
               "train_threads": sorted({st["train_threads"] for st in settings}),
-              "notebooks": [p.stem for p in paths], "failures": failures,
+              "notebooks": sorted({stem for st in settings for stem in st["notebooks"]}), "failures": failures,
               "settings": [{k: v for k, v in st.items() if k != "notebooks"}
                            | {"seconds": {s: nb["seconds"] for s, nb in st["notebooks"].items()}}
                            for st in settings],
