@@ -46,14 +46,9 @@ def machine() -> dict:
     import sklearn
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from utils.checkpoints import machine_facts
+
+    cpu = machine_facts()["cpu"]
     try:
         import subprocess
 
